@@ -1,0 +1,141 @@
+"""`livedub` command line: dub, sample, doctor, bench (embedded) and the Kafka commands.
+
+Every LiveDubError becomes a one-line message and exit status 2; a traceback
+is shown only with --debug, so bad input never greets a user with a stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from workers.errors import LiveDubError
+
+
+def _langs(value: str) -> list[str]:
+    langs = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if not langs:
+        raise argparse.ArgumentTypeError("expected language codes such as es or es,fr")
+    return langs
+
+
+def cmd_dub(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from workers.dub import dub_file
+    from workers.media.reader import probe
+    from workers.settings import load_settings
+
+    settings = load_settings()
+    info = probe(args.input)
+    bar = tqdm(total=round(info.duration_s or 0, 1), unit="s", desc=f"dubbing ({args.mode})",
+               disable=args.quiet or not info.duration_s, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s media")
+
+    def progress(t: float) -> None:
+        bar.update(max(0.0, min(t, bar.total) - bar.n))
+
+    result = asyncio.run(
+        dub_file(args.input, args.to, settings, out=args.output, source_lang=args.source,
+                 mode=args.mode, on_progress=progress)
+    )
+    bar.close()
+    rep = result.report
+    for lang, path in result.outputs.items():
+        n = sum(1 for s in rep.segments if s.lang == lang)
+        print(f"{lang}: {path} ({n} segments dubbed)")
+    print(f"{rep.mode}: {rep.wall_s:.1f} s for {info.duration_s or 0:.1f} s of media")
+    for what in rep.dropped:
+        print(f"warning: kept the original for {what}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from workers.media.sample import make_sample
+
+    info = make_sample(args.output, seconds=args.seconds)
+    print(f"wrote {args.output} ({info.duration_s:.1f} s, {info.width}x{info.height} @ {info.fps:g} fps)")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from workers.doctor import run_doctor
+
+    return run_doctor(load=args.load)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from workers.bench.run import run_bench
+
+    run_bench(args.out, profiles=args.profile, transport=args.transport, segments=args.segments,
+              repeat=args.repeat)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="livedub", description="Real-time multilingual dubbing with lip sync.")
+    p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dub", help="dub a media file in process (no broker)")
+    d.add_argument("input", type=Path)
+    d.add_argument("--to", type=_langs, required=True, help="target language(s), e.g. es or es,fr")
+    d.add_argument("--from", dest="source", default=None, help="source language (default: detect)")
+    d.add_argument("-o", "--output", type=Path, default=None,
+                   help="output file; with several languages use {lang} in the name")
+    d.add_argument("--mode", choices=("pipelined", "sequential"), default="pipelined")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(fn=cmd_dub)
+
+    s = sub.add_parser("sample", help="write a short talking-face clip to try dubbing on")
+    s.add_argument("-o", "--output", type=Path, default=Path("sample.mp4"))
+    s.add_argument("--seconds", type=float, default=8.0)
+    s.set_defaults(fn=cmd_sample)
+
+    doc = sub.add_parser("doctor", help="which backends, models and system tools are usable")
+    doc.add_argument("--load", action="store_true", help="also load each usable model (slower)")
+    doc.set_defaults(fn=cmd_doctor)
+
+    b = sub.add_parser("bench", help="sequential vs pipelined latency/throughput benchmark")
+    b.add_argument("--out", type=Path, default=Path("bench"))
+    b.add_argument("--profile", choices=("all", "calibrated", "real"), default="all")
+    b.add_argument("--transport", choices=("embedded", "kafka"), default="embedded")
+    b.add_argument("--segments", type=int, default=40, help="segments in the calibrated profile")
+    b.add_argument("--repeat", type=int, default=3, help="times the sample is repeated in the real profile")
+    b.set_defaults(fn=cmd_bench)
+
+    _add_kafka_commands(sub)
+    return p
+
+
+def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:
+    """Kafka commands live in streams/; imported lazily so `dub` never loads Faust."""
+    try:
+        from streams.commands import add_commands
+    except ImportError:  # the Kafka layer is optional for the embedded default
+        return
+    add_commands(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.fn(args)
+    except LiveDubError as e:
+        if args.debug:
+            raise
+        print(f"livedub: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("livedub: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,594 @@
+"""The Helm chart (deploy/helm/livedub), checked with the real helm binary.
+
+`helm lint` and `helm template` for each example values file, the rendered manifests
+validated strictly against the Kubernetes JSON schemas (kubernetes-validate) and the CRD
+objects against the subsets in crd_schemas/, then the chart's promises one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    API_VERSIONS,
+    CHART,
+    EXAMPLES,
+    KUBE_VERSIONS,
+    REQUIRED_SET,
+    by_kind,
+    helm,
+    module,
+    render,
+    render_raw,
+    run,
+    stage_of,
+)
+
+STAGES = ("segment", "asr", "translate", "tts", "lipsync")
+GPU_STAGES = {"asr", "tts", "lipsync"}
+INPUT_TOPICS = {
+    "segment": "media.audio",
+    "asr": "segments",
+    "translate": "transcripts",
+    "tts": "translations",
+    "lipsync": "dubbed.speech",
+}
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+CRD_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda-v1alpha1.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentication-keda-v1alpha1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
+}
+GPU_EXAMPLE = CHART / "examples" / "values-gpu.yaml"
+CPU_EXAMPLE = CHART / "examples" / "values-cpu.yaml"
+
+
+def example_id(p: Path) -> str:
+    return p.stem
+
+
+def workers(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """stage -> Deployment."""
+    return {stage_of(d): d for d in docs if d["kind"] == "Deployment"}
+
+
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    (c,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"]
+    return c
+
+
+def env_of(dep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container(dep)["env"]}
+
+
+# --- lint and render --------------------------------------------------------------
+
+
+def test_examples_exist() -> None:
+    assert {p.name for p in EXAMPLES} >= {"values-gpu.yaml", "values-cpu.yaml"}
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_helm_lint_strict(values: Path) -> None:
+    proc = run([helm(), "lint", str(CHART), "--strict", "-f", str(values), "--kube-version", KUBE_VERSIONS[-1]])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_helm_version_is_a_release() -> None:
+    proc = run([helm(), "version", "--short"])
+    assert proc.returncode == 0
+    assert re.match(r"^v3\.\d+\.\d+", proc.stdout), proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_manifests_valid_against_kubernetes_schemas(values: Path, kube_version: str) -> None:
+    kv = module("kubernetes_validate")
+    docs = render(values=(str(values),), sets=(), kube_version=kube_version)
+    crd_seen = set()
+    for doc in docs:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in CRD_KINDS:
+            crd_seen.add(key)
+            continue
+        try:
+            kv.validate(doc, kube_version, strict=True)
+        except kv.ValidationError as e:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {kube_version}: {e.message}")
+    # Every example exercises at least the monitoring CRDs.
+    assert ("monitoring.coreos.com/v1", "ServiceMonitor") in crd_seen
+
+
+def test_kubernetes_validate_is_strict() -> None:
+    """Guard: the validator really rejects an unknown field (so the test above means something)."""
+    kv = module("kubernetes_validate")
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    dep = next(iter(workers(docs).values()))
+    container(dep)["imagePullPolcy"] = "Always"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(dep, KUBE_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_crd_objects_valid(values: Path) -> None:
+    jsonschema = module("jsonschema")
+    docs = render(values=(str(values),), sets=())
+    checked = 0
+    for doc in docs:
+        name = CRD_KINDS.get((doc["apiVersion"], doc["kind"]))
+        if name:
+            schema = json.loads((CRD_SCHEMAS / name).read_text())
+            errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+            assert not errors, f"{doc['kind']}/{doc['metadata']['name']}: {[e.message for e in errors]}"
+            checked += 1
+    assert checked >= 6  # 5 ServiceMonitors + 1 PrometheusRule (+ KEDA objects in the GPU profile)
+
+
+def test_crd_schema_rejects_unquoted_keda_metadata() -> None:
+    jsonschema = module("jsonschema")
+    schema = json.loads((CRD_SCHEMAS / CRD_KINDS[("keda.sh/v1alpha1", "ScaledObject")]).read_text())
+    so = next(iter(by_kind(render(values=(str(GPU_EXAMPLE),), sets=()), "ScaledObject").values()))
+    so["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 20
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(so))
+
+
+def test_default_values_render_with_only_the_required_settings() -> None:
+    docs = render()
+    assert set(workers(docs)) == set(STAGES)
+
+
+def test_renders_without_monitoring_and_keda_crds_when_disabled() -> None:
+    docs = render(
+        sets=(
+            *REQUIRED_SET,
+            "autoscaling.keda.enabled=false",
+            "metrics.serviceMonitor.enabled=false",
+            "metrics.prometheusRule.enabled=false",
+        ),
+        api_versions=(),
+    )
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ScaledObject", "ServiceMonitor", "PrometheusRule", "TriggerAuthentication"}
+    assert "HorizontalPodAutoscaler" in kinds
+
+
+# --- one Deployment per stage, placement ---------------------------------------------
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_one_deployment_per_stage_running_livedub_worker(values: Path) -> None:
+    deps = workers(render(values=(str(values),), sets=()))
+    assert set(deps) == set(STAGES)
+    for stage, dep in deps.items():
+        c = container(dep)
+        assert c.get("args") == ["livedub", "worker", stage]
+        assert "command" not in c  # the image's tini entrypoint stays PID 1
+        assert {"containerPort": 9464, "name": "http-metrics", "protocol": "TCP"} in c["ports"]
+
+
+def test_gpu_stages_get_gpus_tolerations_and_gpu_pool() -> None:
+    deps = workers(render(values=(str(GPU_EXAMPLE),), sets=()))
+    for stage, dep in deps.items():
+        pod = dep["spec"]["template"]["spec"]
+        c = container(dep)
+        env = env_of(dep)
+        limits = c["resources"].get("limits", {})
+        tolerations = pod.get("tolerations", [])
+        gpu_taint = any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in tolerations)
+        if stage in GPU_STAGES:
+            assert limits.get("nvidia.com/gpu") == 1, stage
+            assert gpu_taint, stage
+            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            assert pod["runtimeClassName"] == "nvidia"
+            assert c["image"].endswith(":0.1.0-cuda")
+            assert env["LIVEDUB_DEVICE"]["value"] == "cuda"
+        else:
+            assert "nvidia.com/gpu" not in limits, stage
+            assert not gpu_taint, stage
+            assert "runtimeClassName" not in pod
+            assert pod.get("nodeSelector") == {"kubernetes.io/os": "linux"}
+            assert c["image"].endswith(":0.1.0-cpu")
+            assert env["LIVEDUB_DEVICE"]["value"] == "cpu"
+
+
+def test_cpu_profile_has_no_gpu_anything() -> None:
+    docs = render(values=(str(CPU_EXAMPLE),), sets=())
+    text = json.dumps(docs)
+    assert "nvidia.com/gpu" not in text
+    assert "runtimeClassName" not in text
+    for dep in workers(docs).values():
+        assert env_of(dep)["LIVEDUB_DEVICE"]["value"] == "cpu"
+
+
+def test_gpu_count_and_backend_per_stage() -> None:
+    docs = render(
+        sets=(*REQUIRED_SET, "stages[1].name=asr", "stages[1].gpuCount=2", "stages[1].backend=faster-whisper")
+    )
+    asr = workers(docs)["asr"]
+    assert container(asr)["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert env_of(asr)["LIVEDUB_ASR__BACKEND"]["value"] == "faster-whisper"
+
+
+def test_image_digest_wins_over_tag() -> None:
+    digest = "sha256:" + "a" * 64
+    docs = render(sets=(*REQUIRED_SET, f"images.cuda.digest={digest}"))
+    assert container(workers(docs)["asr"])["image"] == f"livedub/livedub@{digest}"
+    assert container(workers(docs)["segment"])["image"] == "livedub/livedub:0.1.0-cpu"
+
+
+# --- autoscaling ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        ("autoscaling.keda.enabled=false",),
+        ("autoscaling.enabled=false",),
+        ("stages[0].name=segment", "stages[0].autoscaling.enabled=false"),
+    ],
+    ids=["keda", "hpa", "off", "keda-one-stage-off"],
+)
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_keda_and_hpa_never_both(values: Path, sets: tuple[str, ...]) -> None:
+    docs = render(values=(str(values),), sets=sets)
+    targets: dict[str, list[str]] = {}
+    for d in docs:
+        if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler"):
+            targets.setdefault(d["spec"]["scaleTargetRef"]["name"], []).append(d["kind"])
+    assert all(len(kinds) == 1 for kinds in targets.values()), targets
+    for dep in workers(docs).values():
+        scaled = dep["metadata"]["name"] in targets
+        # An autoscaled Deployment leaves replicas to the autoscaler (no fight on upgrade).
+        assert ("replicas" in dep["spec"]) != scaled
+
+
+def test_keda_scaledobject_per_stage_on_input_topic_lag() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    sos = {stage_of(d): d for d in docs if d["kind"] == "ScaledObject"}
+    assert set(sos) == set(STAGES)
+    assert not by_kind(docs, "HorizontalPodAutoscaler")
+    for stage, so in sos.items():
+        spec = so["spec"]
+        assert spec["scaleTargetRef"]["name"] == f"livedub-{stage}"
+        assert spec["maxReplicaCount"] <= 12  # topics.partitions
+        (trigger,) = spec["triggers"]
+        md = trigger["metadata"]
+        assert trigger["type"] == "kafka"
+        assert md["consumerGroup"] == f"livedub-{stage}"
+        assert md["topic"] == "livedub." + INPUT_TOPICS[stage]
+        assert md["bootstrapServers"] == "livedub-kafka-bootstrap.kafka.svc:9093"
+        assert int(md["lagThreshold"]) >= 1
+        assert md["sasl"] == "scram_sha512"
+        assert md["tls"] == "enable"
+        assert trigger["authenticationRef"]["name"] == f"livedub-{stage}"
+
+
+def test_keda_trigger_authentication_references_existing_secrets() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    for ta in by_kind(docs, "TriggerAuthentication").values():
+        refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
+        assert refs["password"] == {"parameter": "password", "name": "livedub", "key": "password"}
+        assert refs["ca"]["name"] == "livedub-kafka-cluster-ca-cert"
+        # The plain (non-secret) username is read from the worker container's env.
+        assert ta["spec"]["env"] == [
+            {"parameter": "username", "name": "LIVEDUB_KAFKA__SASL_USERNAME", "containerName": "worker"}
+        ]
+
+
+def test_hpa_on_cpu_when_keda_off() -> None:
+    docs = render(values=(str(CPU_EXAMPLE),), sets=())
+    hpas = {stage_of(d): d for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert set(hpas) == set(STAGES)
+    assert not by_kind(docs, "ScaledObject")
+    for hpa in hpas.values():
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"]["averageUtilization"] == 75
+        assert hpa["spec"]["maxReplicas"] <= 6  # topics.partitions in the CPU example
+
+
+def test_max_replicas_defaults_to_partition_count() -> None:
+    docs = render(sets=(*REQUIRED_SET, "topics.partitions=3", "stages[0].name=segment", "stages[0].autoscaling=null"))
+    so = {stage_of(d): d for d in docs if d["kind"] == "ScaledObject"}
+    assert so["segment"]["spec"]["maxReplicaCount"] == 3
+
+
+# --- monitoring ------------------------------------------------------------------------
+
+
+def test_service_monitor_per_stage_on_metrics_port() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    sms = {stage_of(d): d for d in docs if d["kind"] == "ServiceMonitor"}
+    svcs = {stage_of(d): d for d in docs if d["kind"] == "Service"}
+    assert set(sms) == set(svcs) == set(STAGES)
+    for stage, sm in sms.items():
+        assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        (ep,) = sm["spec"]["endpoints"]
+        assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
+        assert {"action": "replace", "targetLabel": "job", "replacement": f"livedub-{stage}"} in ep["relabelings"]
+        assert sm["spec"]["selector"]["matchLabels"] == svcs[stage]["spec"]["selector"]
+        assert svcs[stage]["spec"]["ports"][0]["targetPort"] == "http-metrics"
+
+
+def test_prometheus_rule_ships_the_tested_rules() -> None:
+    yaml = module("yaml")
+    rules_file = yaml.safe_load((CHART.parents[2] / "monitoring" / "alerts" / "livedub-rules.yaml").read_text())
+    (pr,) = by_kind(render(), "PrometheusRule").values()
+    assert pr["spec"]["groups"] == [{**g, "interval": g.get("interval", "30s")} for g in rules_file["groups"]]
+
+
+def test_prometheus_rule_alert_overrides() -> None:
+    docs = render(
+        sets=(
+            *REQUIRED_SET,
+            "metrics.prometheusRule.alerts.LivedubDLQRate.enabled=false",
+            "metrics.prometheusRule.alerts.LivedubE2ELatencyOverBudget.expr=livedub:e2e_latency_seconds:p95_5m > 3",
+            "metrics.prometheusRule.alerts.LivedubStageDown.severity=page",
+        )
+    )
+    (pr,) = by_kind(docs, "PrometheusRule").values()
+    alerts = {r["alert"]: r for g in pr["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert "LivedubDLQRate" not in alerts
+    assert alerts["LivedubE2ELatencyOverBudget"]["expr"] == "livedub:e2e_latency_seconds:p95_5m > 3"
+    assert alerts["LivedubStageDown"]["labels"]["severity"] == "page"
+
+
+def test_dashboards_configmaps_for_grafana_sidecar() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    cms = [d for d in docs if d["kind"] == "ConfigMap" and "-dashboard-" in d["metadata"]["name"]]
+    shipped = sorted(p.name for p in (CHART.parents[2] / "monitoring" / "dashboards").glob("*.json"))
+    assert sorted(k for cm in cms for k in cm["data"]) == shipped
+    for cm in cms:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert cm["metadata"]["namespace"] == "monitoring"
+        for text in cm["data"].values():
+            assert json.loads(text)["uid"].startswith("livedub-")
+
+
+# --- probes, shutdown, security ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_probes_and_graceful_shutdown(values: Path) -> None:
+    for stage, dep in workers(render(values=(str(values),), sets=())).items():
+        c = container(dep)
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http-metrics"}
+        assert c["startupProbe"]["httpGet"]["path"] == "/livez"
+        grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][-1].split()[-1])
+        assert 0 < sleep < grace, stage
+        assert grace == (120 if stage == "lipsync" else 60)
+        strategy = dep["spec"]["strategy"]["rollingUpdate"]
+        assert strategy["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_non_root_read_only_root_fs_with_writable_emptydirs(values: Path) -> None:
+    docs = render(values=(str(values),), sets=())
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")]
+    assert pods
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        vols = {v["name"]: v for v in pod["volumes"]}
+        for c in pod["containers"] + pod.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            assert "emptyDir" in vols[mounts["/tmp"]]
+
+
+def test_models_from_pvc_read_only() -> None:
+    for dep in workers(render(values=(str(GPU_EXAMPLE),), sets=())).values():
+        pod = dep["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        assert vols["models"]["persistentVolumeClaim"] == {"claimName": "livedub-models", "readOnly": True}
+        mount = next(m for m in container(dep)["volumeMounts"] if m["name"] == "models")
+        assert mount["readOnly"] is True and mount["mountPath"] == "/models"
+        assert env_of(dep)["LIVEDUB_MODELS__CACHE_DIR"]["value"] == "/models"
+        assert "initContainers" not in pod
+
+
+def test_models_from_init_container() -> None:
+    for stage, dep in workers(render(values=(str(CPU_EXAMPLE),), sets=())).items():
+        pod = dep["spec"]["template"]["spec"]
+        (init,) = pod["initContainers"]
+        assert {"name": "LIVEDUB_STAGE", "value": stage} in init["env"]
+        assert any(m["name"] == "models" for m in init["volumeMounts"])
+        assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}["models"]
+
+
+def test_pdb_per_stage() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    pdbs = {stage_of(d): d for d in docs if d["kind"] == "PodDisruptionBudget"}
+    deps = workers(docs)
+    assert set(pdbs) == set(STAGES)
+    for stage, pdb in pdbs.items():
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["selector"]["matchLabels"] == deps[stage]["spec"]["selector"]["matchLabels"]
+
+
+def test_network_policy_limits_ingress_to_metrics_port() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    (np,) = by_kind(docs, "NetworkPolicy").values()
+    spec = np["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = spec["ingress"]
+    assert ingress["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
+    assert {53, 9093, 8081} <= egress_ports
+    selector = spec["podSelector"]["matchLabels"]
+    for dep in workers(docs).values():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
+
+
+# --- Kafka connection and secrets ------------------------------------------------------
+
+
+def test_sasl_credentials_come_from_existing_secret() -> None:
+    for dep in workers(render(values=(str(GPU_EXAMPLE),), sets=())).values():
+        env = env_of(dep)
+        assert env["LIVEDUB_KAFKA__SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert env["LIVEDUB_KAFKA__SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        assert env["LIVEDUB_KAFKA__SASL_PASSWORD"] == {
+            "name": "LIVEDUB_KAFKA__SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "livedub", "key": "password"}},
+        }
+        assert env["LIVEDUB_KAFKA__SSL_CAFILE"]["value"] == "/etc/livedub/kafka-tls/ca/ca.crt"
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        assert vols["kafka-ca"]["secret"]["secretName"] == "livedub-kafka-cluster-ca-cert"
+        assert env["LIVEDUB_SCHEMA_REGISTRY__URL"]["value"] == "http://schema-registry.kafka.svc:8081"
+        assert env["LIVEDUB_TOPICS__PARTITIONS"]["value"] == "12"
+
+
+def test_mtls_certificates_mounted_from_existing_secret() -> None:
+    docs = render(values=(str(CPU_EXAMPLE),), sets=())
+    for dep in workers(docs).values():
+        env = env_of(dep)
+        assert env["LIVEDUB_KAFKA__SECURITY_PROTOCOL"]["value"] == "SSL"
+        assert env["LIVEDUB_KAFKA__SSL_CERTFILE"]["value"] == "/etc/livedub/kafka-tls/client/user.crt"
+        assert env["LIVEDUB_KAFKA__SSL_KEYFILE"]["value"] == "/etc/livedub/kafka-tls/client/user.key"
+        assert "LIVEDUB_KAFKA__SASL_PASSWORD" not in env
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        assert vols["kafka-client-cert"]["secret"]["secretName"] == "livedub"
+        mounts = {m["name"]: m for m in container(dep)["volumeMounts"]}
+        assert mounts["kafka-client-cert"]["readOnly"] is True
+
+
+def test_mtls_keda_trigger_auth_gets_cert_and_key() -> None:
+    docs = render(values=(str(CPU_EXAMPLE),), sets=("autoscaling.keda.enabled=true",))
+    for ta in by_kind(docs, "TriggerAuthentication").values():
+        refs = {r["parameter"]: (r["name"], r["key"]) for r in ta["spec"]["secretTargetRef"]}
+        assert refs == {
+            "ca": ("livedub-kafka-cluster-ca-cert", "ca.crt"),
+            "cert": ("livedub", "user.crt"),
+            "key": ("livedub", "user.key"),
+        }
+    for so in by_kind(docs, "ScaledObject").values():
+        md = so["spec"]["triggers"][0]["metadata"]
+        assert md["tls"] == "enable" and "sasl" not in md
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
+def test_no_secret_objects_and_no_inline_credentials(values: Path) -> None:
+    docs = render(values=(str(values),), sets=())
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$", re.I)
+    for d in docs:
+        spec = d.get("spec", {}).get("template", {}).get("spec", {})
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            for e in c.get("env", []):
+                if secretish.search(e["name"]) and not e["name"].endswith("_KEYFILE"):
+                    assert "valueFrom" in e and "value" not in e, (d["metadata"]["name"], e)
+
+
+def test_topics_job_is_a_hook_creating_every_topic() -> None:
+    docs = render(values=(str(GPU_EXAMPLE),), sets=())
+    (job,) = by_kind(docs, "Job").values()
+    ann = job["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LIVEDUB_TOPICS__PARTITIONS"]["value"] == "12"
+    names = env["LIVEDUB_TOPIC_NAMES"]["value"].split(",")
+    assert set(INPUT_TOPICS.values()) | {"media.video", "dubbed.video", "session.control", "dlq"} == set(names)
+    assert env["LIVEDUB_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "livedub"
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("create-topics")]
+    assert cm["metadata"]["annotations"]["helm.sh/hook-weight"] < ann["helm.sh/hook-weight"]
+    assert "def plan(" in cm["data"]["create_topics.py"]
+
+
+def test_notes_render() -> None:
+    proc = run(
+        [helm(), "install", "livedub", str(CHART), "--dry-run=client", "-n", "livedub", "-f", str(GPU_EXAMPLE)]
+        + [a for v in API_VERSIONS for a in ("--api-versions", v)]
+        + ["--kube-version", KUBE_VERSIONS[-1]]
+    )
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "livedub-asr" in notes and "KEDA (consumer lag)" in notes
+    assert "livedub.dubbed.speech" in notes
+
+
+# --- bad values are rejected at install time ---------------------------------------
+
+
+BAD_VALUES = [
+    # (what, --set values (replacing the required ones unless listed), expected message fragment)
+    ("missing bootstrap servers", ("schemaRegistry.url=http://sr:8081",), "bootstrapServers"),
+    ("missing schema registry", ("kafka.bootstrapServers=k:9092",), "schemaRegistry"),
+    ("bootstrap without port", ("kafka.bootstrapServers=kafka", "schemaRegistry.url=http://sr:8081"), "bootstrapServers"),
+    ("plain-text SASL password", ("kafka.sasl.password=hunter2",), "password"),
+    ("SASL without secret", ("kafka.securityProtocol=SASL_SSL", "kafka.sasl.username=u"), "existingSecret"),
+    ("bad security protocol", ("kafka.securityProtocol=TLS",), "securityProtocol"),
+    ("unknown stage", ("stages[0].name=ocr",), "name"),
+    ("bad device", ("stages[0].name=segment", "stages[0].device=tpu"), "device"),
+    ("secret in plain env", ("stages[0].name=segment", "stages[0].env.API_TOKEN=abc"), "env"),
+    ("typo in top-level key", ("autoscalling.enabled=true",), "autoscalling"),
+    ("zero partitions", ("topics.partitions=0",), "partitions"),
+    ("root user", ("podSecurityContext.runAsNonRoot=false",), "runAsNonRoot"),
+    ("bad digest", ("images.cpu.digest=latest",), "digest"),
+    ("init container without command", ("models.initContainer.enabled=true",), "command"),
+]
+
+TEMPLATE_FAILURES = [
+    (
+        "more replicas than partitions",
+        ("topics.partitions=3", "stages[1].name=asr", "stages[1].autoscaling.maxReplicas=4"),
+        "exceeds topics.partitions=3",
+    ),
+    ("duplicate stage", ("stages[1].name=segment",), 'stage "segment" is listed more than once'),
+    ("min above max", ("stages[0].name=segment", "stages[0].autoscaling.minReplicas=5"), "greater than maxReplicas"),
+    (
+        "scale to zero without KEDA",
+        ("autoscaling.keda.enabled=false", "stages[0].name=segment", "stages[0].autoscaling.minReplicas=0"),
+        "needs KEDA",
+    ),
+    ("preStop longer than grace", ("shutdown.preStopSleepSeconds=60",), "must be smaller than"),
+    ("pvc without claim", ("models.source=pvc",), "models.pvc.existingClaim"),
+]
+
+
+@pytest.mark.parametrize(("what", "sets", "fragment"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_values_rejected_by_schema(what: str, sets: tuple[str, ...], fragment: str) -> None:
+    base = tuple(s for s in REQUIRED_SET if s.split("=")[0] not in {x.split("=")[0] for x in sets})
+    if what.startswith("missing"):
+        base = ()
+    rc, _out, err = render_raw(sets=base + sets)
+    assert rc != 0, f"{what}: accepted"
+    assert "values don't meet the specifications of the schema" in err, err
+    assert fragment in err, err
+
+
+@pytest.mark.parametrize(("what", "sets", "fragment"), TEMPLATE_FAILURES, ids=[t[0] for t in TEMPLATE_FAILURES])
+def test_inconsistent_values_fail_with_clear_message(what: str, sets: tuple[str, ...], fragment: str) -> None:
+    rc, _out, err = render_raw(sets=REQUIRED_SET + sets)
+    assert rc != 0, f"{what}: accepted"
+    assert fragment in err, err
+
+
+def test_missing_crds_fail_with_clear_message() -> None:
+    rc, _out, err = render_raw(api_versions=())
+    assert rc != 0
+    assert "no keda.sh/v1alpha1 ScaledObject API" in err
+
+
+def test_helm_template_without_values_names_the_missing_setting() -> None:
+    rc, _out, err = render_raw(sets=())
+    assert rc != 0
+    assert "/kafka/bootstrapServers" in err or "kafka.bootstrapServers" in err, err

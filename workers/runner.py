@@ -1,0 +1,288 @@
+"""In-process runners: the paper's sequential baseline and the pipeline-parallel default.
+
+Both drive the same `Pipeline` stage objects through `Stage.process()`:
+
+* sequential: each segment goes through every stage (and into the sink) before
+  the next chunk of audio is even looked at;
+* pipelined: every stage runs in its own task (its model call in its own thread)
+  connected by bounded queues, so stages overlap; a full queue blocks the
+  producer (backpressure) and FIFO queues with one worker per stage keep each
+  session's outputs in order.
+
+Errors: a non-retryable error on one record (bad segment, unsupported detected
+language) drops that record with a warning and the source is kept for that
+span; retryable errors are retried; configuration and model-load errors stop
+the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.errors import ConfigError, LiveDubError, ModelLoadError
+from workers.lipsync.stage import LipsyncJob
+from workers.pipeline import FrameSource, Pipeline, Sink
+from workers.records import AudioChunk, DubbedSpeech, SessionControl, SpeechSegment, VideoFrame
+from workers.stage import Stage
+
+log = logging.getLogger(__name__)
+
+FRAME_BATCH = 25  # frames per lip-sync call: bounds memory for long segments at high resolution
+_END = object()
+
+
+@dataclass
+class SegmentTiming:
+    """When one segment of one language was available and when its output was complete."""
+
+    seq: int
+    lang: str
+    start_s: float
+    end_s: float
+    available_at: float
+    done_at: float
+
+    @property
+    def latency_s(self) -> float:
+        return self.done_at - self.available_at
+
+
+@dataclass
+class RunReport:
+    mode: str
+    segments: list[SegmentTiming] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+@dataclass
+class Session:
+    """One session's inputs and outputs for a run."""
+
+    control: SessionControl
+    audio: AsyncIterator[AudioChunk]
+    sinks: dict[str, Sink]
+    frames: dict[str, FrameSource] | None = None  # per target language; None: audio only
+
+
+class Runner:
+    """Runs sessions through a loaded pipeline, sequentially or pipelined."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        queue_size: int = 8,
+        retries: int = 2,
+        frame_batch: int = FRAME_BATCH,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.p = pipeline
+        self.queue_size = queue_size
+        self.retries = retries
+        self.frame_batch = frame_batch
+        self.on_progress = on_progress
+        self.report = RunReport(mode="")
+
+    # -- shared pieces ---------------------------------------------------
+    async def _call(self, stage: Stage, record: Any) -> list[Any]:
+        """`stage.process` with the run's error policy; [] means the record was dropped."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await stage.process(record)
+            except (ConfigError, ModelLoadError):
+                raise
+            except LiveDubError as e:
+                if e.retryable and attempt < self.retries:
+                    log.warning("%s: %s (retrying)", stage.name, e)
+                    await asyncio.sleep(0.1 * 2**attempt)
+                    continue
+                what = f"{stage.name}: {_describe(record)}: {e}"
+                log.warning("dropped %s; the source is kept for that span", what)
+                self.report.dropped.append(what)
+                return []
+        return []
+
+    async def _segments_of(self, chunk: AudioChunk) -> list[SpeechSegment]:
+        if self.on_progress:
+            self.on_progress(chunk.pts_s + chunk.duration_s)
+        return await self._call(self.p["segment"], chunk)
+
+    async def _speeches_of(self, seg: SpeechSegment) -> list[DubbedSpeech]:
+        out = []
+        for tr in await self._call(self.p["asr"], seg):
+            for tl in await self._call(self.p["translate"], tr):
+                out += await self._call(self.p["tts"], tl)
+        return out
+
+    async def _lipsync(self, s: Session, sp: DubbedSpeech, emit: Callable[[Any], Any]) -> None:
+        """Pass through frames before the segment, re-animate those inside, in batches."""
+        src = s.frames.get(sp.target_lang) if s.frames else None
+        loop = asyncio.get_running_loop()
+        if src is not None:
+            await emit(("frames", sp.target_lang, await loop.run_in_executor(None, list, src.until(sp.start_s))))
+        await emit(("speech", sp.target_lang, sp))
+        if src is not None and self.p.has("lipsync"):
+            inside: list[VideoFrame] = await loop.run_in_executor(None, list, src.until(sp.end_s))
+            for i in range(0, len(inside), self.frame_batch):
+                batch = inside[i : i + self.frame_batch]
+                out = await self._call(self.p["lipsync"], LipsyncJob(sp, tuple(batch)))
+                await emit(("frames", sp.target_lang, out or batch))
+        elif src is not None:
+            await emit(("frames", sp.target_lang, await loop.run_in_executor(None, list, src.until(sp.end_s))))
+        await emit(("done", sp.target_lang, sp))
+
+    def _write(self, s: Session, item: tuple[str, str, Any]) -> None:
+        kind, lang, payload = item
+        sink = s.sinks[lang]
+        if kind == "frames":
+            if payload:
+                sink.frames(payload)
+        elif kind == "speech":
+            sink.speech(payload)
+        elif kind == "done":
+            self.report.segments.append(
+                SegmentTiming(payload.seq, lang, payload.start_s, payload.end_s, payload.speech_end_at, time.time())
+            )
+
+    def _finish(self, s: Session) -> None:
+        for lang, sink in s.sinks.items():
+            src = s.frames.get(lang) if s.frames else None
+            if src is not None:
+                sink.frames(list(src.rest()))
+                src.close()
+            sink.close()
+
+    def _begin(self, mode: str, s: Session) -> None:
+        self.p.load()
+        self.p.check_session(s.control)
+        self.p["segment"].open_session(s.control)
+        self.report = RunReport(mode=mode)
+
+    # -- sequential baseline ----------------------------------------------
+    async def run_sequential(self, s: Session) -> RunReport:
+        """Each segment through all stages before the next one starts (the paper's baseline)."""
+        self._begin("sequential", s)
+        started = time.perf_counter()
+        sink_exec = _SinkWriter(self, s)
+
+        async def through(segs: list[SpeechSegment]) -> None:
+            for seg in segs:
+                for sp in await self._speeches_of(seg):
+                    await self._lipsync(s, sp, sink_exec.write_now)
+
+        try:
+            async for chunk in s.audio:
+                await through(await self._segments_of(chunk))
+            await through(await self.p["segment"].flush(s.control.session_id))
+            await sink_exec.finish()
+        except BaseException:
+            sink_exec.abort()
+            raise
+        self.report.wall_s = time.perf_counter() - started
+        return self.report
+
+    # -- pipeline-parallel -----------------------------------------------
+    async def run_pipelined(self, s: Session) -> RunReport:
+        """Stages run concurrently, connected by bounded queues (backpressure, order kept)."""
+        self._begin("pipelined", s)
+        started = time.perf_counter()
+        q = [asyncio.Queue(self.queue_size) for _ in range(5)]
+        sink_exec = _SinkWriter(self, s)
+
+        async def source() -> None:
+            async for chunk in s.audio:
+                await q[0].put(chunk)
+            await q[0].put(_END)
+
+        async def worker(i: int, fn: Callable[[Any], Any]) -> None:
+            while (item := await q[i].get()) is not _END:
+                for out in await fn(item):
+                    await q[i + 1].put(out)
+            if i == 0:  # end of the audio: close the open segment
+                for out in await self.p["segment"].flush(s.control.session_id):
+                    await q[1].put(out)
+            await q[i + 1].put(_END)
+
+        async def lip() -> None:
+            while (sp := await q[4].get()) is not _END:
+                await self._lipsync(s, sp, sink_exec.put)
+            await sink_exec.put(_END)
+
+        tasks = [
+            asyncio.create_task(source(), name="source"),
+            asyncio.create_task(worker(0, self._segments_of), name="segment"),
+            asyncio.create_task(worker(1, lambda r: self._call(self.p["asr"], r)), name="asr"),
+            asyncio.create_task(worker(2, lambda r: self._call(self.p["translate"], r)), name="translate"),
+            asyncio.create_task(worker(3, lambda r: self._call(self.p["tts"], r)), name="tts"),
+            asyncio.create_task(lip(), name="lipsync"),
+            asyncio.create_task(sink_exec.drain(), name="sink"),
+        ]
+        try:
+            await _gather_or_cancel(tasks)
+        except BaseException:
+            sink_exec.abort()
+            raise
+        self.report.wall_s = time.perf_counter() - started
+        return self.report
+
+    async def run(self, s: Session, mode: str = "pipelined") -> RunReport:
+        if mode == "pipelined":
+            return await self.run_pipelined(s)
+        if mode == "sequential":
+            return await self.run_sequential(s)
+        raise ConfigError(f"unknown mode {mode!r}: pipelined or sequential")
+
+
+class _SinkWriter:
+    """Writes sink items in a thread of its own: encoding must not stall the stages."""
+
+    def __init__(self, runner: Runner, s: Session) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.r, self.s = runner, s
+        self.q: asyncio.Queue = asyncio.Queue(runner.queue_size * 4)
+        self.ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+
+    async def write_now(self, item: tuple[str, str, Any]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.ex, self.r._write, self.s, item)
+
+    async def put(self, item: Any) -> None:
+        await self.q.put(item)
+
+    async def drain(self) -> None:
+        while (item := await self.q.get()) is not _END:
+            await self.write_now(item)
+        await self.finish()
+
+    async def finish(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.ex, self.r._finish, self.s)
+        self.ex.shutdown(wait=True)
+
+    def abort(self) -> None:
+        self.ex.shutdown(wait=False, cancel_futures=True)
+        for sink in self.s.sinks.values():
+            sink.abort()
+
+
+async def _gather_or_cancel(tasks: list[asyncio.Task]) -> None:
+    """Wait for all tasks; if one fails, cancel the rest and re-raise its error."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _describe(record: Any) -> str:
+    seq = getattr(record, "seq", None)
+    if isinstance(record, LipsyncJob):
+        seq = record.speech.seq
+    return f"{type(record).__name__} session={getattr(record, 'session_id', '?')} seq={seq}"
