@@ -74,7 +74,11 @@ def timeseries(
             "overrides": [],
         },
         "options": {
-            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"]},
+            "legend": {
+                "displayMode": "table",
+                "placement": "bottom",
+                "calcs": ["mean", "max", "lastNotNull"],
+            },
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
         "_size": (w, h),
@@ -111,7 +115,9 @@ def stat(
     }
 
 
-def heatmap(title: str, description: str, metric: str, selector: str, w: int = 12, h: int = 8, **extra: Any) -> Panel:
+def heatmap(
+    title: str, description: str, metric: str, selector: str, w: int = 12, h: int = 8, **extra: Any
+) -> Panel:
     expr = f"sum by (le) (increase({metric}_bucket{{{selector}}}[{RATE}]))"
     panel: Panel = {
         "type": "heatmap",
@@ -124,7 +130,13 @@ def heatmap(title: str, description: str, metric: str, selector: str, w: int = 1
             "calculate": False,
             "yAxis": {"unit": "s", "axisPlacement": "left"},
             "cellGap": 1,
-            "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5, "steps": 64, "fill": "dark-orange"},
+            "color": {
+                "mode": "scheme",
+                "scheme": "Oranges",
+                "exponent": 0.5,
+                "steps": 64,
+                "fill": "dark-orange",
+            },
             "rowsFrame": {"layout": "auto"},
             "tooltip": {"mode": "single", "yHistogram": True},
             "legend": {"show": True},
@@ -209,7 +221,9 @@ def variables(*extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Panel], templating: dict[str, Any]) -> dict:
+def dashboard(
+    uid: str, title: str, description: str, panels: list[Panel], templating: dict[str, Any]
+) -> dict:
     return {
         "uid": uid,
         "title": title,
@@ -280,8 +294,8 @@ def overview() -> dict:
         ),
         timeseries(
             "E2E latency per target language (p50 / p95 / p99)",
-            "Source speech end to dubbed output produced, per target language. The dashed line is "
-            "the 5 s p95 budget.",
+            "Source speech end to dubbed output produced, per target language. "
+            "The dashed line is the 5 s p95 budget.",
             quantiles("livedub_e2e_latency_seconds", "target_lang", lang, "{{target_lang}}"),
             unit="s",
             w=24,
@@ -300,7 +314,8 @@ def overview() -> dict:
             "KEDA scales a stage when this exceeds lagThreshold x replicas.",
             [
                 target(
-                    f"sum by (stage, topic) (max by (stage, topic, partition) (livedub_consumer_lag{{{STAGE}}}))",
+                    "sum by (stage, topic) "
+                    f"(max by (stage, topic, partition) (livedub_consumer_lag{{{STAGE}}}))",
                     "{{stage}} ({{topic}})",
                 )
             ],
@@ -336,7 +351,9 @@ def overview() -> dict:
         ),
     ]
     tl = query_var(
-        "target_lang", "Target language", f"label_values(livedub_e2e_latency_seconds_count{{{NS}}}, target_lang)"
+        "target_lang",
+        "Target language",
+        f"label_values(livedub_e2e_latency_seconds_count{{{NS}}}, target_lang)",
     )
     return dashboard(
         "livedub-overview",
@@ -427,7 +444,9 @@ def stages() -> dict:
             "reads (segment splits audio; lipsync emits video frames per speech segment).",
             [
                 target(f"sum by (stage) (rate(livedub_records_in_total{{{STAGE}}}[{RATE}]))", "{{stage}} in"),
-                target(f"sum by (stage) (rate(livedub_records_out_total{{{STAGE}}}[{RATE}]))", "{{stage}} out"),
+                target(
+                    f"sum by (stage) (rate(livedub_records_out_total{{{STAGE}}}[{RATE}]))", "{{stage}} out"
+                ),
             ],
             unit="ops",
         ),
@@ -552,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:
         for p in stale:
-            print(f"stale: {p.relative_to(ROOT)} (run python monitoring/build_dashboards.py)", file=sys.stderr)
+            print(
+                f"stale: {p.relative_to(ROOT)} (run python monitoring/build_dashboards.py)", file=sys.stderr
+            )
         return 1 if stale else 0
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)

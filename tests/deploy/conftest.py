@@ -7,12 +7,16 @@ and skips it otherwise.
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import importlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +125,34 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 
 def stage_of(doc: dict[str, Any]) -> str:
     return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def default_values() -> dict[str, Any]:
+    return module("yaml").safe_load((CHART / "values.yaml").read_text())
+
+
+def values_file(data: dict[str, Any]) -> str:
+    """Write `data` as a values file (content-addressed, so renders stay memoised)."""
+    text = json.dumps(data, sort_keys=True)
+    path = (
+        Path(tempfile.gettempdir()) / f"livedub-values-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    )
+    if not path.exists():
+        path.write_text(text)
+    return str(path)
+
+
+def with_stage(name: str, **overrides: Any) -> str:
+    """Values file: the default stages list with `overrides` merged into stage `name`
+    (a list set with --set would replace the whole list)."""
+    stages = copy.deepcopy(default_values()["stages"])
+    for st in stages:
+        if st["name"] == name:
+            for k, v in overrides.items():
+                if isinstance(v, dict) and isinstance(st.get(k), dict):
+                    st[k] = {**st[k], **v}
+                elif v is None:
+                    st.pop(k, None)
+                else:
+                    st[k] = v
+    return values_file({"stages": stages})

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from .conftest import (
     render_raw,
     run,
     stage_of,
+    values_file,
+    with_stage,
 )
 
 STAGES = ("segment", "asr", "translate", "tts", "lipsync")
@@ -76,7 +80,9 @@ def test_examples_exist() -> None:
 
 @pytest.mark.parametrize("values", EXAMPLES, ids=example_id)
 def test_helm_lint_strict(values: Path) -> None:
-    proc = run([helm(), "lint", str(CHART), "--strict", "-f", str(values), "--kube-version", KUBE_VERSIONS[-1]])
+    proc = run(
+        [helm(), "lint", str(CHART), "--strict", "-f", str(values), "--kube-version", KUBE_VERSIONS[-1]]
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 chart(s) failed" in proc.stdout
 
@@ -181,7 +187,9 @@ def test_gpu_stages_get_gpus_tolerations_and_gpu_pool() -> None:
         env = env_of(dep)
         limits = c["resources"].get("limits", {})
         tolerations = pod.get("tolerations", [])
-        gpu_taint = any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in tolerations)
+        gpu_taint = any(
+            t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in tolerations
+        )
         if stage in GPU_STAGES:
             assert limits.get("nvidia.com/gpu") == 1, stage
             assert gpu_taint, stage
@@ -208,9 +216,7 @@ def test_cpu_profile_has_no_gpu_anything() -> None:
 
 
 def test_gpu_count_and_backend_per_stage() -> None:
-    docs = render(
-        sets=(*REQUIRED_SET, "stages[1].name=asr", "stages[1].gpuCount=2", "stages[1].backend=faster-whisper")
-    )
+    docs = render(values=(with_stage("asr", gpuCount=2, backend="faster-whisper"),))
     asr = workers(docs)["asr"]
     assert container(asr)["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert env_of(asr)["LIVEDUB_ASR__BACKEND"]["value"] == "faster-whisper"
@@ -232,7 +238,7 @@ def test_image_digest_wins_over_tag() -> None:
         (),
         ("autoscaling.keda.enabled=false",),
         ("autoscaling.enabled=false",),
-        ("stages[0].name=segment", "stages[0].autoscaling.enabled=false"),
+        ("autoscaling.keda.enabled=false", "stages[2].autoscaling.enabled=true"),
     ],
     ids=["keda", "hpa", "off", "keda-one-stage-off"],
 )
@@ -296,9 +302,12 @@ def test_hpa_on_cpu_when_keda_off() -> None:
 
 
 def test_max_replicas_defaults_to_partition_count() -> None:
-    docs = render(sets=(*REQUIRED_SET, "topics.partitions=3", "stages[0].name=segment", "stages[0].autoscaling=null"))
+    docs = render(
+        values=(with_stage("segment", autoscaling=None),), sets=(*REQUIRED_SET, "topics.partitions=4")
+    )
     so = {stage_of(d): d for d in docs if d["kind"] == "ScaledObject"}
-    assert so["segment"]["spec"]["maxReplicaCount"] == 3
+    assert so["segment"]["spec"]["maxReplicaCount"] == 4
+    assert so["segment"]["spec"]["minReplicaCount"] == 1
 
 
 # --- monitoring ------------------------------------------------------------------------
@@ -313,14 +322,18 @@ def test_service_monitor_per_stage_on_metrics_port() -> None:
         assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         (ep,) = sm["spec"]["endpoints"]
         assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
-        assert {"action": "replace", "targetLabel": "job", "replacement": f"livedub-{stage}"} in ep["relabelings"]
+        assert {"action": "replace", "targetLabel": "job", "replacement": f"livedub-{stage}"} in ep[
+            "relabelings"
+        ]
         assert sm["spec"]["selector"]["matchLabels"] == svcs[stage]["spec"]["selector"]
         assert svcs[stage]["spec"]["ports"][0]["targetPort"] == "http-metrics"
 
 
 def test_prometheus_rule_ships_the_tested_rules() -> None:
     yaml = module("yaml")
-    rules_file = yaml.safe_load((CHART.parents[2] / "monitoring" / "alerts" / "livedub-rules.yaml").read_text())
+    rules_file = yaml.safe_load(
+        (CHART.parents[2] / "monitoring" / "alerts" / "livedub-rules.yaml").read_text()
+    )
     (pr,) = by_kind(render(), "PrometheusRule").values()
     assert pr["spec"]["groups"] == [{**g, "interval": g.get("interval", "30s")} for g in rules_file["groups"]]
 
@@ -330,7 +343,8 @@ def test_prometheus_rule_alert_overrides() -> None:
         sets=(
             *REQUIRED_SET,
             "metrics.prometheusRule.alerts.LivedubDLQRate.enabled=false",
-            "metrics.prometheusRule.alerts.LivedubE2ELatencyOverBudget.expr=livedub:e2e_latency_seconds:p95_5m > 3",
+            "metrics.prometheusRule.alerts.LivedubE2ELatencyOverBudget.expr="
+            "livedub:e2e_latency_seconds:p95_5m > 3",
             "metrics.prometheusRule.alerts.LivedubStageDown.severity=page",
         )
     )
@@ -428,7 +442,9 @@ def test_network_policy_limits_ingress_to_metrics_port() -> None:
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = spec["ingress"]
     assert ingress["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
-    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
     egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
     assert {53, 9093, 8081} <= egress_ports
     selector = spec["podSelector"]["matchLabels"]
@@ -506,23 +522,42 @@ def test_topics_job_is_a_hook_creating_every_topic() -> None:
     env = {e["name"]: e for e in c["env"]}
     assert env["LIVEDUB_TOPICS__PARTITIONS"]["value"] == "12"
     names = env["LIVEDUB_TOPIC_NAMES"]["value"].split(",")
-    assert set(INPUT_TOPICS.values()) | {"media.video", "dubbed.video", "session.control", "dlq"} == set(names)
+    assert set(INPUT_TOPICS.values()) | {"media.video", "dubbed.video", "session.control", "dlq"} == set(
+        names
+    )
     assert env["LIVEDUB_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "livedub"
     (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("create-topics")]
     assert cm["metadata"]["annotations"]["helm.sh/hook-weight"] < ann["helm.sh/hook-weight"]
     assert "def plan(" in cm["data"]["create_topics.py"]
 
 
-def test_notes_render() -> None:
-    proc = run(
-        [helm(), "install", "livedub", str(CHART), "--dry-run=client", "-n", "livedub", "-f", str(GPU_EXAMPLE)]
-        + [a for v in API_VERSIONS for a in ("--api-versions", v)]
-        + ["--kube-version", KUBE_VERSIONS[-1]]
-    )
+NOTES_WRAPPER = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes-preview
+data:
+  notes: |
+{{ tpl (.Files.Get "notes-preview.txt") . | indent 4 }}
+"""
+
+
+def test_notes_render(tmp_path: Path) -> None:
+    # helm renders NOTES.txt only on install (which needs a cluster): render a copy of
+    # the chart in which the notes are a ConfigMap.
+    yaml = module("yaml")
+    chart = tmp_path / "livedub"
+    shutil.copytree(CHART, chart)
+    (chart / "notes-preview.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (chart / "templates" / "zz-notes-preview.yaml").write_text(NOTES_WRAPPER)
+    cmd = [helm(), "template", "livedub", str(chart), "-n", "livedub", "-f", str(GPU_EXAMPLE)]
+    cmd += [a for v in API_VERSIONS for a in ("--api-versions", v)] + ["--kube-version", KUBE_VERSIONS[-1]]
+    proc = run(cmd)
     assert proc.returncode == 0, proc.stderr
-    notes = proc.stdout.split("NOTES:", 1)[1]
-    assert "livedub-asr" in notes and "KEDA (consumer lag)" in notes
-    assert "livedub.dubbed.speech" in notes
+    (cm,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["metadata"]["name"] == "notes-preview"]
+    notes = cm["data"]["notes"]
+    assert "livedub-asr  device=cuda  input=livedub.segments  group=livedub-asr" in notes
+    assert "autoscaled 1..6 by KEDA (consumer lag)" in notes
+    assert "kubectl -n livedub get scaledobjects" in notes
 
 
 # --- bad values are rejected at install time ---------------------------------------
@@ -532,35 +567,87 @@ BAD_VALUES = [
     # (what, --set values (replacing the required ones unless listed), expected message fragment)
     ("missing bootstrap servers", ("schemaRegistry.url=http://sr:8081",), "bootstrapServers"),
     ("missing schema registry", ("kafka.bootstrapServers=k:9092",), "schemaRegistry"),
-    ("bootstrap without port", ("kafka.bootstrapServers=kafka", "schemaRegistry.url=http://sr:8081"), "bootstrapServers"),
+    (
+        "bootstrap without port",
+        ("kafka.bootstrapServers=kafka", "schemaRegistry.url=http://sr:8081"),
+        "bootstrapServers",
+    ),
     ("plain-text SASL password", ("kafka.sasl.password=hunter2",), "password"),
     ("SASL without secret", ("kafka.securityProtocol=SASL_SSL", "kafka.sasl.username=u"), "existingSecret"),
     ("bad security protocol", ("kafka.securityProtocol=TLS",), "securityProtocol"),
-    ("unknown stage", ("stages[0].name=ocr",), "name"),
-    ("bad device", ("stages[0].name=segment", "stages[0].device=tpu"), "device"),
-    ("secret in plain env", ("stages[0].name=segment", "stages[0].env.API_TOKEN=abc"), "env"),
+    ("unknown stage", ("stages[0].name=ocr",), "/stages/0/name"),
+    ("bad device", ("stages[0].name=segment", "stages[0].device=tpu"), "/stages/0/device"),
+    (
+        "gpuCount on a cpu stage",
+        ("stages[0].name=segment", "stages[0].device=cpu", "stages[0].gpuCount=1"),
+        "gpuCount",
+    ),
     ("typo in top-level key", ("autoscalling.enabled=true",), "autoscalling"),
     ("zero partitions", ("topics.partitions=0",), "partitions"),
     ("root user", ("podSecurityContext.runAsNonRoot=false",), "runAsNonRoot"),
     ("bad digest", ("images.cpu.digest=latest",), "digest"),
+    ("empty image repository", ("images.cuda.repository=",), "/images/cuda/repository"),
     ("init container without command", ("models.initContainer.enabled=true",), "command"),
 ]
 
+# (what, values-file factory, --set values, expected message fragment)
 TEMPLATE_FAILURES = [
     (
         "more replicas than partitions",
-        ("topics.partitions=3", "stages[1].name=asr", "stages[1].autoscaling.maxReplicas=4"),
-        "exceeds topics.partitions=3",
+        lambda: with_stage("asr", autoscaling={"maxReplicas": 5}),
+        ("topics.partitions=4",),
+        "stages[asr].autoscaling.maxReplicas=5 exceeds topics.partitions=4",
     ),
-    ("duplicate stage", ("stages[1].name=segment",), 'stage "segment" is listed more than once'),
-    ("min above max", ("stages[0].name=segment", "stages[0].autoscaling.minReplicas=5"), "greater than maxReplicas"),
+    (
+        "fixed replicas above partitions",
+        lambda: with_stage("asr", autoscaling={"enabled": False}, replicas=13),
+        (),
+        "stages[asr].replicas=13 exceeds topics.partitions=12",
+    ),
+    (
+        "duplicate stage",
+        lambda: values_file({"stages": [{"name": "segment"}, {"name": "segment"}]}),
+        (),
+        'stage "segment" is listed more than once',
+    ),
+    (
+        "min above max",
+        lambda: with_stage("segment", autoscaling={"minReplicas": 5, "maxReplicas": 4}),
+        (),
+        "minReplicas=5 is greater than maxReplicas=4",
+    ),
     (
         "scale to zero without KEDA",
-        ("autoscaling.keda.enabled=false", "stages[0].name=segment", "stages[0].autoscaling.minReplicas=0"),
+        lambda: with_stage("segment", autoscaling={"minReplicas": 0}),
+        ("autoscaling.keda.enabled=false",),
         "needs KEDA",
     ),
-    ("preStop longer than grace", ("shutdown.preStopSleepSeconds=60",), "must be smaller than"),
-    ("pvc without claim", ("models.source=pvc",), "models.pvc.existingClaim"),
+    (
+        "HPA without cpu request",
+        lambda: with_stage("tts", resources={"requests": {"memory": "1Gi"}}),
+        ("autoscaling.keda.enabled=false",),
+        "stages[tts]: the CPU HPA (autoscaling.keda.enabled=false) needs resources.requests.cpu",
+    ),
+    (
+        "no stage enabled",
+        lambda: values_file({"stages": [{"name": "segment", "enabled": False}]}),
+        (),
+        "no stage is enabled",
+    ),
+    (
+        "secret in a stage's plain env",
+        lambda: with_stage("tts", env={"API_TOKEN": "abc"}),
+        (),
+        "stages[tts].env.API_TOKEN looks like a secret",
+    ),
+    (
+        "secret as a plain extraEnv value",
+        None,
+        ("extraEnv[0].name=KAFKA_PASSWORD", "extraEnv[0].value=x"),
+        "extraEnv KAFKA_PASSWORD looks like a secret: use valueFrom.secretKeyRef",
+    ),
+    ("preStop longer than grace", None, ("shutdown.preStopSleepSeconds=60",), "must be smaller than"),
+    ("pvc without claim", None, ("models.source=pvc",), "models.pvc.existingClaim"),
 ]
 
 
@@ -575,9 +662,13 @@ def test_bad_values_rejected_by_schema(what: str, sets: tuple[str, ...], fragmen
     assert fragment in err, err
 
 
-@pytest.mark.parametrize(("what", "sets", "fragment"), TEMPLATE_FAILURES, ids=[t[0] for t in TEMPLATE_FAILURES])
-def test_inconsistent_values_fail_with_clear_message(what: str, sets: tuple[str, ...], fragment: str) -> None:
-    rc, _out, err = render_raw(sets=REQUIRED_SET + sets)
+@pytest.mark.parametrize(
+    ("what", "values", "sets", "fragment"), TEMPLATE_FAILURES, ids=[t[0] for t in TEMPLATE_FAILURES]
+)
+def test_inconsistent_values_fail_with_clear_message(
+    what: str, values: Callable[[], str] | None, sets: tuple[str, ...], fragment: str
+) -> None:
+    rc, _out, err = render_raw(values=(values(),) if values else (), sets=REQUIRED_SET + sets)
     assert rc != 0, f"{what}: accepted"
     assert fragment in err, err
 

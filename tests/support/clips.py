@@ -78,8 +78,8 @@ def make_clip(
 ) -> Path:
     """Encode a test clip; codecs default by extension (CODECS). Returns the path.
 
-    `audio_rate` defaults to 16 kHz (48 kHz for AC-3). `frame_times` gives explicit (e.g. irregular) frame timestamps; `audio_start_s`
-    starts the audio stream that much after the video.
+    `audio_rate` defaults to 16 kHz (48 kHz for AC-3). `frame_times` gives explicit (e.g. irregular)
+    frame timestamps; `audio_start_s` starts the audio stream that much after the video.
     """
     path = Path(path)
     dv, da = CODECS[path.suffix]
@@ -126,7 +126,7 @@ def make_clip(
 
 
 def packet_spans(path: str | Path, kind: str) -> list[tuple[int, int]]:
-    """(byte offset, size) of each packet's payload in the file, for the first `kind` ("audio"/"video") stream.
+    """(byte offset, size) of each packet's payload, for the first `kind` ("audio"/"video") stream.
 
     Found by searching for the packet's bytes from the position the demuxer reports (which
     may be that of the container's block header rather than the payload).
@@ -144,7 +144,7 @@ def packet_spans(path: str | Path, kind: str) -> list[tuple[int, int]]:
 
 
 def corrupt_packets(path: str | Path, kind: str, indices: Sequence[int], seed: int = 0) -> int:
-    """Overwrite the payload of the given packets with noise (the container stays intact); returns bytes hit."""
+    """Overwrite the given packets' payload with noise (the container stays intact); returns bytes hit."""
     spans = packet_spans(path, kind)
     rng = np.random.default_rng(seed)
     hit = 0

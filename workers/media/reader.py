@@ -257,7 +257,9 @@ class _Chunker:
         return start, out
 
 
-def iter_audio(path: str | Path, rate: int = 16000, chunk_s: float = 0.1) -> Iterator[tuple[float, np.ndarray]]:
+def iter_audio(
+    path: str | Path, rate: int = 16000, chunk_s: float = 0.1
+) -> Iterator[tuple[float, np.ndarray]]:
     """Stream the first audio stream as (pts_s, mono float32 samples at `rate`) chunks of ~chunk_s."""
     reader = AudioReader(path, rate, chunk_s)
     for start, samples in reader:
@@ -291,8 +293,7 @@ class VideoReader:
             rate = stream.average_rate or stream.guessed_rate
             step = 1.0 / float(rate) if rate else 1 / 25
             last: float | None = None
-            seq = 0
-            for frame in self._decoder.frames(c, stream):
+            for seq, frame in enumerate(self._decoder.frames(c, stream)):
                 if frame.pts is not None:
                     pts = float(frame.pts * frame.time_base) - t0
                 else:  # no timestamp (some AVI/raw streams): continue from the previous frame
@@ -308,7 +309,6 @@ class VideoReader:
                     encoding="bgr24",
                     data=img.tobytes(),
                 )
-                seq += 1
 
 
 def iter_video(

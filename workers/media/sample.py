@@ -40,10 +40,10 @@ PAUSE_S = 1.0  # between sentences: longer than the segmenter's pause_long_s (0.
 TAIL_S = 0.4
 
 DEFAULT_TEXT: dict[str, str] = {
-    "en": "Hello, and welcome to the show. Today we talk about travelling to the moon. Thank you for watching.",
+    "en": "Hello, and welcome to the show. Today we talk about a trip to the moon. Thank you for watching.",
     "es": "Hola y bienvenidos al programa. Hoy hablamos de viajar a la luna. Gracias por mirar.",
     "fr": "Bonjour et bienvenue dans l'émission. Aujourd'hui, nous parlons d'aller sur la lune. Merci.",
-    "de": "Hallo und willkommen zur Sendung. Heute sprechen wir über Reisen zum Mond. Danke fürs Zuschauen.",
+    "de": "Hallo und willkommen zur Sendung. Heute sprechen wir über den Mond. Danke fürs Zuschauen.",
 }
 
 
@@ -59,8 +59,10 @@ def astronaut_bgr() -> np.ndarray:
 
 def head_motion(t: float) -> tuple[float, float, float]:
     """(dx, dy, zoom) of the head at time t: a few output pixels of slow pan and ±2 % zoom."""
-    return 4.0 * math.sin(2 * math.pi * t / 4.0), 3.0 * math.sin(2 * math.pi * t / 5.0 + 1.0), (
-        1.0 + 0.02 * math.sin(2 * math.pi * t / 6.0)
+    return (
+        4.0 * math.sin(2 * math.pi * t / 4.0),
+        3.0 * math.sin(2 * math.pi * t / 5.0 + 1.0),
+        (1.0 + 0.02 * math.sin(2 * math.pi * t / 6.0)),
     )
 
 
@@ -70,8 +72,9 @@ def face_frame(t: float, size: int = 384) -> np.ndarray:
     scale = size / (2 * CROP_HALF) * zoom
     cx, cy = FACE_CENTRE
     m = np.array([[scale, 0.0, size / 2 - scale * cx + dx], [0.0, scale, size / 2 - scale * cy + dy]])
-    return cv2.warpAffine(astronaut_bgr(), m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(
+        astronaut_bgr(), m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
 
 
 def face_frames(n: int, size: int = 384, fps: float = 25.0) -> Iterator[np.ndarray]:
@@ -116,7 +119,9 @@ def _espeak(text: str, lang: str) -> tuple[list[np.ndarray], int]:
                 [exe, "-v", lang, "--stdout", sentence], check=True, capture_output=True, timeout=60
             ).stdout
         except subprocess.CalledProcessError as e:
-            raise ModelLoadError(f"espeak-ng cannot speak {lang!r}: {e.stderr.decode(errors='replace')}") from e
+            raise ModelLoadError(
+                f"espeak-ng cannot speak {lang!r}: {e.stderr.decode(errors='replace')}"
+            ) from e
         with wave.open(BytesIO(wav_bytes)) as w:
             rate = w.getframerate()
             parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0)
@@ -148,8 +153,9 @@ def make_sample(
     peak = float(np.abs(audio).max()) or 1.0
     audio *= 0.8 / peak
     n = round(duration * fps)
-    info = MediaInfo(path, duration, True, True, float(fps), size, size, rate, 1, "h264", "aac",
-                     Fraction(1, fps))
+    info = MediaInfo(
+        path, duration, True, True, float(fps), size, size, rate, 1, "h264", "aac", Fraction(1, fps)
+    )
     with OutputWriter(path, info, audio_rate=rate) as w:
         for i, img in enumerate(face_frames(n, size, fps)):
             w.write_video(img, i / fps)

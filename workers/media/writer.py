@@ -109,11 +109,15 @@ class OutputWriter:
         self.audio_rate = audio_rate
         ext = self.path.suffix.lower()
         if info.has_video and ext not in _FORMATS:
-            raise BadInputError(f"{self.path}: cannot write video to {ext or 'no extension'}; "
-                                f"use one of {', '.join(sorted(_FORMATS))}")
+            raise BadInputError(
+                f"{self.path}: cannot write video to {ext or 'no extension'}; "
+                f"use one of {', '.join(sorted(_FORMATS))}"
+            )
         if not info.has_video and ext not in _AUDIO_ONLY:
-            raise BadInputError(f"{self.path}: cannot write audio to {ext or 'no extension'}; "
-                                f"use one of {', '.join(sorted(_AUDIO_ONLY))}")
+            raise BadInputError(
+                f"{self.path}: cannot write audio to {ext or 'no extension'}; "
+                f"use one of {', '.join(sorted(_AUDIO_ONLY))}"
+            )
         if not self.path.parent.is_dir():
             raise BadInputError(f"{self.path}: folder {self.path.parent} does not exist")
         stem = f".{self.path.name}.{os.getpid()}"
@@ -163,7 +167,7 @@ class OutputWriter:
         if samples.ndim != 1:
             raise BadInputError(f"{self.path}: audio must be mono 1-D samples, got shape {samples.shape}")
         if self._wav is None:
-            self._wav = wave.open(str(self._audio_tmp), "wb")
+            self._wav = wave.open(str(self._audio_tmp), "wb")  # noqa: SIM115 (open across calls; closed in close/abort)
             self._wav.setnchannels(1)
             self._wav.setsampwidth(2)
             self._wav.setframerate(self.audio_rate)
@@ -266,7 +270,9 @@ class OutputWriter:
                     vs_in = vin.streams.video[0]
                     vs_out = out.add_stream_from_template(vs_in)
                     vs_out.time_base = vs_in.time_base
-                    vs_out.codec_context.framerate = _frame_rate(self.info)  # else muxers guess it from the tb
+                    vs_out.codec_context.framerate = _frame_rate(
+                        self.info
+                    )  # else muxers guess it from the tb
                     sources.append(_copied(vin, vs_in, vs_out))
                 if has_audio:
                     codec = self._audio_codec(has_video)

@@ -255,6 +255,22 @@ so `helm template`/`install` fails with a clear message.
 {{- if ge (int $root.Values.shutdown.preStopSleepSeconds) $grace -}}
 {{- fail (printf "stages[%s]: shutdown.preStopSleepSeconds=%d must be smaller than terminationGracePeriodSeconds=%d, or the worker gets no time to drain and commit offsets" $stage.name (int $root.Values.shutdown.preStopSleepSeconds) $grace) -}}
 {{- end -}}
+{{- $secretish := "(?i)(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY)" -}}
+{{- range $name, $_ := ($stage.env | default dict) -}}
+{{- if regexMatch $secretish $name -}}
+{{- fail (printf "stages[%s].env.%s looks like a secret: plain values end up in the Deployment spec; use extraEnv with valueFrom.secretKeyRef to an existing Secret" $stage.name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $e := concat ($stage.extraEnv | default list) (ternary $root.Values.models.initContainer.env list $root.Values.models.initContainer.enabled) -}}
+{{- if and (regexMatch $secretish $e.name) (hasKey $e "value") -}}
+{{- fail (printf "env %s looks like a secret: use valueFrom.secretKeyRef to an existing Secret instead of a plain value" $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $e := .Values.extraEnv -}}
+{{- if and (regexMatch "(?i)(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY)" $e.name) (hasKey $e "value") -}}
+{{- fail (printf "extraEnv %s looks like a secret: use valueFrom.secretKeyRef to an existing Secret instead of a plain value" $e.name) -}}
 {{- end -}}
 {{- end -}}
 {{- if eq $enabled 0 -}}

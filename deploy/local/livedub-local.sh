@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry for the local streaming stack (all on 127.0.0.1):
+#   deploy/local/livedub-local.sh up [--with-prometheus [TARGET]...]   # Kafka + schema registry [+ Prometheus]
+#   deploy/local/livedub-local.sh down                                 # stop everything, remove state
+#   deploy/local/livedub-local.sh status                               # exit 0 only if Kafka + registry run
+#   deploy/local/livedub-local.sh env                                  # LIVEDUB_* exports for the workers
+# `up` is idempotent (running services are left alone) and installs missing jars on first use.
+# Versions: deploy/local/versions.env; ports and directories: deploy/local/common.sh.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+
+print_env() {
+  echo "export LIVEDUB_KAFKA__BOOTSTRAP_SERVERS=$LD_HOST:$KAFKA_PORT"
+  echo "export LIVEDUB_SCHEMA_REGISTRY__URL=http://$LD_HOST:$REGISTRY_PORT/apis/ccompat/v7"
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  up)
+    with_prom=0
+    if [ "${1:-}" = "--with-prometheus" ]; then with_prom=1; shift; fi
+    [ $# -eq 0 ] || [ "$with_prom" = 1 ] || ld_die "unexpected arguments: $* (targets go after --with-prometheus)"
+    with_lock
+    t0="$(now_ms)"
+    "$HERE/kafka.sh" start
+    "$HERE/registry.sh" start
+    if [ "$with_prom" = 1 ]; then "$HERE/prometheus.sh" start "$@"; fi
+    ld_log "stack up in $(( $(now_ms) - t0 )) ms"
+    print_env
+    ;;
+  down)
+    with_lock
+    "$HERE/prometheus.sh" stop
+    "$HERE/registry.sh" stop
+    "$HERE/kafka.sh" stop
+    rmdir "$LD_STATE" 2>/dev/null || true
+    ;;
+  status)
+    rc=0
+    "$HERE/kafka.sh" status || rc=1
+    "$HERE/registry.sh" status || rc=1
+    "$HERE/prometheus.sh" status || true
+    exit "$rc"
+    ;;
+  env) print_env ;;
+  *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+esac

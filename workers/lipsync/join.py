@@ -1,0 +1,103 @@
+"""Joins a live session's video frames with its dubbed speech, per target language.
+
+Over Kafka, frames (media.video) and dubbed speech (dubbed.speech) arrive on two
+co-partitioned topics, so one worker sees both for a session and joins them
+locally. A speech segment is ready once frames up to its end have arrived (or
+the video ended). Frames before a ready segment are passed through unchanged.
+A frame is dropped from the buffer once every target language is past it; if
+the buffer grows past `max_buffer_s` (long silence), its oldest frames are passed
+through, which bounds memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from workers.records import DubbedSpeech, VideoFrame
+
+
+@dataclass
+class Ready:
+    """Output for one language: frames to pass through, then a segment with its frames."""
+
+    lang: str
+    passthrough: list[VideoFrame]
+    speech: DubbedSpeech | None = None
+    inside: list[VideoFrame] = field(default_factory=list)
+
+
+class FrameJoiner:
+    def __init__(self, session_id: str, langs: tuple[str, ...], max_buffer_s: float = 120.0) -> None:
+        self.session_id = session_id
+        self.langs = langs
+        self.max_buffer_s = max_buffer_s
+        self.frames: deque[VideoFrame] = deque()
+        self.base = 0  # absolute index of frames[0]
+        self.pos = dict.fromkeys(langs, 0)  # absolute index of each language's next frame
+        self.pending: dict[str, deque[DubbedSpeech]] = {lang: deque() for lang in langs}
+        self.latest_pts = float("-inf")
+        self.video_ended = False
+
+    def add_frame(self, frame: VideoFrame) -> None:
+        self.frames.append(frame)
+        self.latest_pts = max(self.latest_pts, frame.pts_s)
+
+    def add_speech(self, speech: DubbedSpeech) -> None:
+        if speech.target_lang not in self.pending:
+            self.langs = (*self.langs, speech.target_lang)
+            self.pending[speech.target_lang] = deque()
+            self.pos[speech.target_lang] = self.base
+        self.pending[speech.target_lang].append(speech)
+
+    def end_video(self) -> None:
+        self.video_ended = True
+
+    def _take(self, lang: str, t_s: float) -> list[VideoFrame]:
+        out = []
+        while self.pos[lang] - self.base < len(self.frames):
+            f = self.frames[self.pos[lang] - self.base]
+            if f.pts_s >= t_s:
+                break
+            out.append(f)
+            self.pos[lang] += 1
+        return out
+
+    def ready(self) -> list[Ready]:
+        """Everything that can be emitted now, in media order per language."""
+        out: list[Ready] = []
+        for lang in self.langs:
+            q = self.pending[lang]
+            while q and (self.video_ended or self.latest_pts >= q[0].end_s):
+                sp = q.popleft()
+                out.append(Ready(lang, self._take(lang, sp.start_s), sp, self._take(lang, sp.end_s)))
+        overflow = self._overflow()
+        if overflow is not None:
+            for lang in self.langs:
+                if not self.pending[lang]:
+                    out.append(Ready(lang, self._take(lang, overflow)))
+        self._trim()
+        return out
+
+    def finish(self) -> list[Ready]:
+        """End of session: every remaining segment, then every remaining frame."""
+        self.video_ended = True
+        out = self.ready()
+        out += [Ready(lang, self._take(lang, float("inf"))) for lang in self.langs]
+        self._trim()
+        return out
+
+    def _overflow(self) -> float | None:
+        if self.frames and self.latest_pts - self.frames[0].pts_s > self.max_buffer_s:
+            return self.latest_pts - self.max_buffer_s
+        return None
+
+    def _trim(self) -> None:
+        keep_from = min(self.pos.values(), default=self.base + len(self.frames))
+        while self.base < keep_from and self.frames:
+            self.frames.popleft()
+            self.base += 1
+
+    @property
+    def buffered(self) -> int:
+        return len(self.frames)
