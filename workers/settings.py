@@ -69,6 +69,7 @@ class TtsSettings(_Frozen):
 class LipsyncSettings(_Frozen):
     backend: str = "landmarks"
     detect_every_s: float = Field(2.0, gt=0.0, description="re-detect the face this often; track between")
+    wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX export (default: <cache_dir>/models)")
 
 
 class KafkaSettings(_Frozen):

@@ -115,18 +115,18 @@ def speech_then_silence(n_frames: int, rate: int = 22050) -> np.ndarray:
 
 
 def backend_for(model: Path, monkeypatch: pytest.MonkeyPatch) -> Wav2Lip:
-    monkeypatch.setenv("LIVEDUB_WAV2LIP_ONNX", str(model))
+    monkeypatch.setenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX", str(model))
     backend = Wav2Lip(Settings())
     backend.load()
     return backend
 
 
 def test_unavailable_names_the_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEDUB_WAV2LIP_ONNX", str(tmp_path / "w.onnx"))
+    monkeypatch.setenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX", str(tmp_path / "w.onnx"))
     assert Wav2Lip.unavailable() == f"no Wav2Lip ONNX weights at {tmp_path / 'w.onnx'}"
     with pytest.raises(ModelLoadError, match=r"w\.onnx"):
         Wav2Lip(Settings()).load()
-    monkeypatch.delenv("LIVEDUB_WAV2LIP_ONNX")
+    monkeypatch.delenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX")
     assert weights_path(Settings(cache_dir=tmp_path)) == tmp_path / "models" / "wav2lip.onnx"
 
 
@@ -176,6 +176,6 @@ def test_graph_with_wrong_signature_is_refused(tmp_path: Path, monkeypatch: pyte
     )
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "bad.onnx"))
-    monkeypatch.setenv("LIVEDUB_WAV2LIP_ONNX", str(tmp_path / "bad.onnx"))
+    monkeypatch.setenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX", str(tmp_path / "bad.onnx"))
     with pytest.raises(ModelLoadError, match=r"does not look like Wav2Lip.*x\[1, 3, 8, 8\]"):
         Wav2Lip(Settings()).load()

@@ -10,14 +10,13 @@ relative to 20 dB, scaled to [-4, 4]; the face crop is BGR / 255, stacked as
 since exports name them differently. Faces are found and tracked with the same
 code as the landmarks backend (workers.lipsync.face).
 
-Weights: $LIVEDUB_WAV2LIP_ONNX, else <settings.cache_dir>/models/wav2lip.onnx.
+Weights: settings.lipsync.wav2lip_onnx ($LIVEDUB_LIPSYNC__WAV2LIP_ONNX), else <settings.cache_dir>/models/wav2lip.onnx.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -36,7 +35,7 @@ from workers.lipsync.face import (
 )
 from workers.lipsync.stage import LipsyncBackend
 from workers.onnx import create_session
-from workers.settings import Settings
+from workers.settings import Settings, load_settings
 from workers.stage import Capabilities
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENV_WEIGHTS = "LIVEDUB_WAV2LIP_ONNX"
+ENV_WEIGHTS = "LIVEDUB_LIPSYNC__WAV2LIP_ONNX"
 SAMPLE_RATE = 16000
 N_FFT = 800
 HOP = 200
@@ -63,12 +62,11 @@ FEATHER = 0.08  # share of the crop's side blended into the frame at its edges
 
 
 def weights_path(settings: Settings | None = None) -> Path:
-    """Where the ONNX weights are looked for."""
-    env = os.environ.get(ENV_WEIGHTS)
-    if env:
-        return Path(env)
-    cache = settings.cache_dir if settings is not None else Settings().cache_dir
-    return cache / "models" / "wav2lip.onnx"
+    """Where the ONNX weights are looked for: settings.lipsync.wav2lip_onnx, else the model cache."""
+    settings = settings if settings is not None else load_settings()
+    if settings.lipsync.wav2lip_onnx is not None:
+        return settings.lipsync.wav2lip_onnx
+    return settings.cache_dir / "models" / "wav2lip.onnx"
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:

@@ -136,7 +136,10 @@ def make_sample(
     text: str | None = None,
     lang: str = "en",
 ) -> MediaInfo:
-    """Write a talking-face H.264/AAC clip (≈`seconds`, longer if the speech needs it) and probe it."""
+    """Write a talking-face H.264/AAC clip and probe it.
+
+    It lasts ≈`seconds` (longer if the text needs it); the sentences are repeated to fill longer clips.
+    """
     path = Path(path)
     if text is None:
         if lang not in DEFAULT_TEXT:
@@ -145,8 +148,15 @@ def make_sample(
     parts, rate = speak(text, lang)
     gap = np.zeros(round(PAUSE_S * rate), np.float32)
     speech = [np.zeros(round(LEAD_S * rate), np.float32)]
-    for i, p in enumerate(parts):
+    used = len(speech[0])
+    # every sentence once, then again in turn while they fit, so a long sample keeps talking
+    for i in range(10_000):
+        p = parts[i % len(parts)]
+        extra = (len(gap) if i else 0) + len(p)
+        if i >= len(parts) and (used + extra) / rate + TAIL_S > seconds:
+            break
         speech += [gap, p] if i else [p]
+        used += extra
     audio = np.concatenate(speech)
     duration = max(seconds, len(audio) / rate + TAIL_S)
     audio = np.pad(audio, (0, round(duration * rate) - len(audio)))

@@ -1,0 +1,93 @@
+"""Rule-based MT with Apertium's command-line tool, one subprocess per segment.
+
+A process per call costs ~0.15 s, but it cannot wedge: Apertium's pipeline of
+a dozen tools does not reliably flush in null-flush mode (`-z`) through the
+`apertium` wrapper, so a long-lived process risks a hang that only a timeout
+would notice. Pairs are discovered at load from `apertium -l`, so installing a
+Debian language-pair package (apertium-eng-cat, ...) adds pairs with no code.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from typing import ClassVar
+
+from workers.errors import ModelLoadError, StageError
+from workers.settings import Settings
+from workers.stage import Capabilities
+from workers.translate.languages import choose_modes
+from workers.translate.stage import MtBackend
+
+log = logging.getLogger(__name__)
+
+LIST_TIMEOUT_S = 20.0
+# Apertium translates thousands of words a second; a segment taking this long is stuck, not slow.
+TIMEOUT_S = 30.0
+
+
+class Apertium(MtBackend):
+    """Apertium pairs installed on this machine, by ISO 639-1 code."""
+
+    name: ClassVar[str] = "apertium"
+    capabilities: ClassVar[Capabilities] = Capabilities(languages=None, batchable=False, devices=("cpu",))
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._exe: str | None = None
+        self._modes: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if shutil.which("apertium") is None:
+            return "apertium is not installed (apt-get install apertium apertium-eng-spa)"
+        return None
+
+    def _load(self) -> None:
+        exe = shutil.which("apertium")
+        if exe is None:
+            raise ModelLoadError(self.unavailable() or "apertium missing")
+        try:
+            out = subprocess.run([exe, "-l"], capture_output=True, text=True, timeout=LIST_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ModelLoadError(f"cannot list apertium modes with `{exe} -l`: {e}") from e
+        if out.returncode != 0:
+            raise ModelLoadError(f"`{exe} -l` failed ({out.returncode}): {out.stderr.strip()}")
+        modes = choose_modes(out.stdout.split())
+        if not modes:
+            raise ModelLoadError(
+                f"no usable apertium language pair installed (modes: {out.stdout.split() or 'none'}); "
+                "install one, e.g. apt-get install apertium-eng-spa"
+            )
+        self._exe, self._modes = exe, modes
+        log.info("apertium pairs: %s", ", ".join(f"{s}->{t} ({m})" for (s, t), m in sorted(modes.items())))
+
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        self.load()
+        return frozenset(self._modes)
+
+    def mode(self, source: str, target: str) -> str:
+        """The Apertium mode that translates source->target; raises UnsupportedLanguageError if none."""
+        self.check_pair(source, target)
+        return self._modes[(source, target)]
+
+    def translate(self, text: str, source: str, target: str) -> str:
+        mode = self.mode(source, target)
+        if not text.strip():
+            return ""
+        # -u: no '*' marks on unknown words (they pass through untranslated, as a listener expects).
+        cmd = [self._exe or "apertium", "-u", "-f", "txt", mode]
+        try:
+            out = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise StageError(
+                "translate", self.name, f"`{' '.join(cmd)}` timed out after {TIMEOUT_S:.0f} s", retryable=True
+            ) from e
+        except OSError as e:  # fork/exec failure: out of processes or memory, worth another try
+            raise StageError("translate", self.name, f"cannot run `{' '.join(cmd)}`: {e}", retryable=True) from e
+        if out.returncode != 0:
+            raise StageError(
+                "translate", self.name, f"`{' '.join(cmd)}` exited {out.returncode}: {out.stderr.strip()}"
+            )
+        return " ".join(out.stdout.split())
