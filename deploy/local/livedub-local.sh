@@ -24,8 +24,13 @@ case "$cmd" in
     [ $# -eq 0 ] || [ "$with_prom" = 1 ] || ld_die "unexpected arguments: $* (targets go after --with-prometheus)"
     with_lock
     t0="$(now_ms)"
-    "$HERE/kafka.sh" start
-    "$HERE/registry.sh" start
+    # Kafka and the registry do not depend on each other: start both at once.
+    "$HERE/kafka.sh" start & kafka_job=$!
+    "$HERE/registry.sh" start & registry_job=$!
+    rc=0
+    wait "$kafka_job" || rc=1
+    wait "$registry_job" || rc=1
+    [ "$rc" = 0 ] || ld_die "stack did not come up (logs under $LD_STATE)"
     if [ "$with_prom" = 1 ]; then "$HERE/prometheus.sh" start "$@"; fi
     ld_log "stack up in $(( $(now_ms) - t0 )) ms"
     print_env

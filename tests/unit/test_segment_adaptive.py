@@ -9,7 +9,7 @@ import pytest
 
 from workers.errors import BadInputError, ConfigError
 from workers.segment.adaptive import AdaptiveSegmenter, Cut
-from workers.settings import SegmentSettings
+from workers.settings import SegmentSettings, load_settings
 
 SR = 16000
 F = 160  # 10 ms frames: timings below are exact to the frame
@@ -189,8 +189,8 @@ def test_memory_stays_bounded_on_a_long_stream() -> None:
 
 
 def test_bad_configuration_and_frames_are_rejected() -> None:
-    with pytest.raises(ConfigError, match="neg_threshold"):
-        AdaptiveSegmenter(SegmentSettings(threshold=0.3, neg_threshold=0.5), SR, F)
+    with pytest.raises(ConfigError, match="neg_threshold"):  # rejected where settings are read
+        load_settings(segment=SegmentSettings.model_construct(threshold=0.3, neg_threshold=0.5).model_dump())
     seg = AdaptiveSegmenter(SegmentSettings(), SR, F)
     with pytest.raises(BadInputError, match="expected 160"):
         seg.push(np.zeros(100, np.float32), 0.0)

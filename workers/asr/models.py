@@ -88,6 +88,7 @@ def _write_atomic(dest: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -240,12 +241,12 @@ def resolve(model: str, cache_dir: Path) -> ResolvedModel:
     if path.is_dir():
         if not (path / MODEL_FILE).is_file():
             raise ModelLoadError(f"{path} is not a CTranslate2 Whisper model directory (no {MODEL_FILE})")
-        return ResolvedModel(str(path), local=True, english_only=_english_only_name(path.name))
+        return ResolvedModel(str(path), local=True, english_only=english_only_name(path.name))
     if model.startswith(("/", ".", "~")) or model.count("/") > 1:
         raise ModelLoadError(f"asr.model {model!r} looks like a path but no such model directory exists")
-    return ResolvedModel(model, local=False, english_only=_english_only_name(model))
+    return ResolvedModel(model, local=False, english_only=english_only_name(model))
 
 
-def _english_only_name(name: str) -> bool:
+def english_only_name(name: str) -> bool:
     """Whisper's English-only checkpoints end in ".en" ("small.en", "distil-medium.en")."""
     return name.lower().removesuffix("/").endswith(".en")

@@ -57,7 +57,8 @@ class CalibratedSegmentStage(SegmentStage):
     def _handle(self, chunk: AudioChunk) -> list[SpeechSegment]:
         self.backend._sleep()
         c = self._sessions[chunk.session_id]
-        return [SpeechSegment(chunk.session_id, chunk.seq, chunk.pts_s, chunk.pts_s + chunk.duration_s, 16000,
+        end = round(chunk.pts_s + chunk.duration_s, 6)  # no float drift in segment ends
+        return [SpeechSegment(chunk.session_id, chunk.seq, chunk.pts_s, end, 16000,
                               chunk.pcm, "pause", c.target_langs, c.source_lang, chunk.captured_at, now())]
 
     def _flush(self, session_id: str) -> list[SpeechSegment]:

@@ -71,11 +71,6 @@ class AdaptiveSegmenter:
     def __init__(self, settings: SegmentSettings, sample_rate: int, frame_samples: int) -> None:
         if sample_rate <= 0 or frame_samples <= 0:
             raise ConfigError(f"bad VAD framing: {frame_samples} samples at {sample_rate} Hz")
-        if settings.neg_threshold > settings.threshold:
-            raise ConfigError(
-                f"segment.neg_threshold ({settings.neg_threshold}) must not exceed "
-                f"segment.threshold ({settings.threshold})"
-            )
         self.settings = settings
         self.sample_rate = sample_rate
         self.frame_samples = frame_samples

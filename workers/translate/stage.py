@@ -20,13 +20,29 @@ class MtBackend(Backend):
     def translate(self, text: str, source: str, target: str) -> str:
         """Translate one segment's text; only called for pairs in `pairs()`."""
 
+    def route(self, source: str, target: str) -> list[tuple[str, str]]:
+        """Pairs to chain for source->target: direct, else through one pivot language (en->es->fr).
+
+        Raises a clear error naming the available pairs when there is no route.
+        """
+        if source == target:
+            return []
+        pairs = self.pairs()
+        if (source, target) in pairs:
+            return [(source, target)]
+        for pivot in sorted({t for s, t in pairs if s == source}):
+            if (pivot, target) in pairs:
+                return [(source, pivot), (pivot, target)]
+        avail = ", ".join(f"{s}->{t}" for s, t in sorted(pairs)) or "none installed"
+        raise UnsupportedLanguageError(f"{self.name} cannot translate {source}->{target}; available pairs: {avail}")
+
     def check_pair(self, source: str, target: str) -> None:
-        """Raise a clear error naming the available pairs when a pair is unsupported."""
-        if source != target and (source, target) not in self.pairs():
-            avail = ", ".join(f"{s}->{t}" for s, t in sorted(self.pairs())) or "none installed"
-            raise UnsupportedLanguageError(
-                f"{self.name} cannot translate {source}->{target}; available pairs: {avail}"
-            )
+        self.route(source, target)
+
+    def translate_via(self, text: str, source: str, target: str) -> str:
+        for a, b in self.route(source, target):
+            text = self.translate(text, a, b)
+        return text
 
 
 class TranslateStage(Stage[Transcript, Translation]):
@@ -36,8 +52,7 @@ class TranslateStage(Stage[Transcript, Translation]):
     def _handle(self, tr: Transcript) -> list[Translation]:
         out = []
         for target in tr.target_langs:
-            self.backend.check_pair(tr.language, target)
-            text = tr.text if tr.language == target else self.backend.translate(tr.text, tr.language, target)
+            text = self.backend.translate_via(tr.text, tr.language, target)
             out.append(
                 Translation(
                     session_id=tr.session_id,

