@@ -61,6 +61,7 @@ install_registry() {
   mkdir -p "$tmp"
   tar -xzf "$dl/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$tmp"
   rm -f "$dl/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"   # Maven keeps its own copy
+  rmdir "$dl" 2>/dev/null || true
   rm -rf "$APICURIO_HOME"
   mv "$tmp" "$APICURIO_HOME"
   log "apicurio registry unpacked into $APICURIO_HOME"

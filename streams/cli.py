@@ -111,11 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:
-    """Kafka commands live in streams/; imported lazily so `dub` never loads Faust."""
-    try:
-        from streams.commands import add_commands
-    except ImportError:  # the Kafka layer is optional for the embedded default
-        return
+    """Kafka commands; their modules import Faust and confluent-kafka only when run."""
+    from streams.commands import add_commands
+
     add_commands(sub)
 
 

@@ -20,13 +20,13 @@ import json
 import struct
 import threading
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from faust.serializers import codecs as faust_codecs
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
+from faust.serializers import codecs as faust_codecs
 
 from streams.topics import DeadLetter, Topics, value_subject
 from workers.errors import ConfigError, SchemaError
@@ -54,7 +54,7 @@ class SchemaRegistrar(SchemaSource, Protocol):
 
 # -- local schemas ------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _schema_json(name: str) -> str:
     path = SCHEMA_DIR / f"{name}.avsc"
     try:
@@ -72,7 +72,7 @@ def schema_names() -> list[str]:
     return sorted(p.stem for p in SCHEMA_DIR.glob("*.avsc"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def reader_schema(name: str) -> dict[str, Any]:
     """fastavro-parsed local schema `name` (parsed once)."""
     return parse_schema(load_schema(name))
@@ -90,7 +90,7 @@ def _writer(text: str) -> tuple[Any, str, str]:
     return parsed, parsed["name"].rsplit(".", 1)[-1], to_parsing_canonical_form(parsed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reader_canonical(name: str) -> str:
     return to_parsing_canonical_form(reader_schema(name))
 

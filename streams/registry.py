@@ -297,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     ref = args.base_ref or default_base_ref(root)
     old = _schemas_at(ref, root)
     if old is None:
-        print(f"schema-compat: base ref {ref!r} does not resolve (first commit or shallow clone); "
-              "nothing to compare")
+        if args.base_ref:  # asked for explicitly: a typo or a ref CI did not fetch
+            print(f"schema-compat: base ref {ref!r} does not resolve", file=sys.stderr)
+            return 2
+        print(f"schema-compat: no {ref} (first commit or shallow clone); nothing to compare")
         return 0
     new = _schemas_at(None, root)
     assert new is not None

@@ -193,7 +193,8 @@ def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:
         md = admin.list_topics(timeout=timeout)
     except KafkaException as e:
         raise TransportError(f"cannot list Kafka topics: {e}") from e
-    return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+    # A topic whose leader is not elected yet comes with an error but already lists its partitions.
+    return {name: len(t.partitions) for name, t in md.topics.items() if t.partitions}
 
 
 def create_topics(admin: AdminClient, topics: Topics, *, timeout: float = 30.0,
@@ -238,9 +239,25 @@ def create_topics(admin: AdminClient, topics: Topics, *, timeout: float = 30.0,
             raise TransportError(f"cannot create topic {name!r}: {e}", retryable=retryable) from e
         except Exception as e:  # a future that timed out
             raise TransportError(f"cannot create topic {name!r}: {e}") from e
-    if raced:
-        _check_partitions(raced, _partition_counts(admin, timeout), topics.partitions)
+    # The broker's metadata can trail the controller by a moment: wait until every topic is
+    # visible (and, for ones someone else created meanwhile, check their partition count).
+    visible = _wait_visible(admin, created + raced, timeout)
+    _check_partitions(raced, visible, topics.partitions)
     return sorted(created)
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> dict[str, int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = _partition_counts(admin, timeout)
+        missing = [n for n in names if not counts.get(n)]
+        if not missing:
+            return counts
+        if time.monotonic() > deadline:
+            raise TransportError(f"topics not visible in metadata after {timeout:.0f}s: {', '.join(missing)}")
+        time.sleep(0.1)
 
 
 def _check_partitions(names: list[str], existing: dict[str, int], partitions: int) -> None:

@@ -53,7 +53,7 @@ class AsrSettings(_Frozen):
     model: str = Field("base", description="'base' (packaged), 'tiny.en' (packaged) or a hub id / local dir")
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1)
-    cpu_threads: int = Field(0, ge=0, description="0 = library default")
+    cpu_threads: int = Field(0, ge=0, description="0 = one per core (at most 4)")
 
 
 class TranslateSettings(_Frozen):

@@ -41,12 +41,16 @@ port_owner() {
   ss -Hltnp "( sport = :$1 )" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n1 || true
 }
 
-# pid from pid file $1 when that process is alive, else nothing (and status 1).
+# pid from pid file $1 when that process is alive (and its command line contains $2, so a
+# recycled pid is not mistaken for ours), else nothing and status 1.
 live_pid() {
   local pid
   [ -f "$1" ] || return 1
   pid="$(cat "$1" 2>/dev/null)"
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  if [ -n "${2:-}" ] && [ -r "/proc/$pid/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
+  fi
   echo "$pid"
 }
 
@@ -68,10 +72,10 @@ start_daemon() {
   echo $! >"$pidfile"
 }
 
-# Stop the process in pid file $1 (TERM, then KILL after $2 seconds). Quiet if not running.
+# Stop the process in pid file $1 (TERM, then KILL after $2 seconds; $3: command-line pattern).
 stop_pid() {
-  local pidfile="$1" grace="${2:-30}" pid i
-  pid="$(live_pid "$pidfile")" || { rm -f "$pidfile"; return 0; }
+  local pidfile="$1" grace="${2:-30}" pattern="${3:-}" pid i
+  pid="$(live_pid "$pidfile" "$pattern")" || { rm -f "$pidfile"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < grace * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break

@@ -9,6 +9,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 K_STATE="$LD_STATE/kafka"
+MATCH="kafka.Kafka"  # how our process shows in /proc/<pid>/cmdline
 K_PID="$K_STATE/kafka.pid"
 K_LOG="$K_STATE/kafka.log"
 K_CONF="$K_STATE/server.properties"
@@ -20,7 +21,7 @@ kafka_ready() {
 
 start() {
   local pid t0
-  if pid="$(live_pid "$K_PID")"; then
+  if pid="$(live_pid "$K_PID" "$MATCH")"; then
     wait_until 120 "$K_PID" "$K_LOG" kafka kafka_ready
     ld_log "kafka already running (pid $pid) on $LD_HOST:$KAFKA_PORT"
     return 0
@@ -58,8 +59,8 @@ start() {
 }
 
 stop() {
-  if live_pid "$K_PID" >/dev/null; then
-    stop_pid "$K_PID" 30
+  if live_pid "$K_PID" "$MATCH" >/dev/null; then
+    stop_pid "$K_PID" 30 "$MATCH"
     ld_log "kafka stopped"
   fi
   rm -rf "$K_STATE"
@@ -67,7 +68,7 @@ stop() {
 
 status() {
   local pid
-  if pid="$(live_pid "$K_PID")" && kafka_ready; then
+  if pid="$(live_pid "$K_PID" "$MATCH")" && kafka_ready; then
     echo "kafka: running (pid $pid) bootstrap=$LD_HOST:$KAFKA_PORT"
   elif [ -n "${pid:-}" ]; then
     echo "kafka: starting (pid $pid)"; return 1

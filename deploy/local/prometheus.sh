@@ -12,6 +12,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 P_STATE="$LD_STATE/prometheus"
+MATCH="prometheus"  # how our process shows in /proc/<pid>/cmdline
 P_PID="$P_STATE/prometheus.pid"
 P_LOG="$P_STATE/prometheus.log"
 P_CONF="$P_STATE/prometheus.yml"
@@ -75,7 +76,7 @@ start() {
     esac
   done
   command -v prometheus >/dev/null || bash "$LD_ROOT/scripts/install_kafka.sh" --prometheus
-  if pid="$(live_pid "$P_PID")"; then
+  if pid="$(live_pid "$P_PID" "$MATCH")"; then
     write_config "${rules[@]}"
     write_targets "${targets[@]}"
     wait_until 60 "$P_PID" "$P_LOG" prometheus prometheus_ready
@@ -96,8 +97,8 @@ start() {
 }
 
 stop() {
-  if live_pid "$P_PID" >/dev/null; then
-    stop_pid "$P_PID" 20
+  if live_pid "$P_PID" "$MATCH" >/dev/null; then
+    stop_pid "$P_PID" 20 "$MATCH"
     ld_log "prometheus stopped"
   fi
   rm -rf "$P_STATE"
@@ -105,7 +106,7 @@ stop() {
 
 status() {
   local pid
-  if pid="$(live_pid "$P_PID")" && prometheus_ready; then
+  if pid="$(live_pid "$P_PID" "$MATCH")" && prometheus_ready; then
     echo "prometheus: running (pid $pid) url=$P_URL"
   elif [ -n "${pid:-}" ]; then
     echo "prometheus: starting (pid $pid)"; return 1
@@ -117,7 +118,7 @@ status() {
 cmd="${1:-}"; shift || true
 case "$cmd" in
   start) with_lock; start "$@" ;;
-  targets) live_pid "$P_PID" >/dev/null || ld_die "prometheus is not running"; write_targets "$@"
+  targets) live_pid "$P_PID" "$MATCH" >/dev/null || ld_die "prometheus is not running"; write_targets "$@"
            ld_log "prometheus targets: ${*:-none}" ;;
   stop) with_lock; stop ;;
   status) status ;;

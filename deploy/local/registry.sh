@@ -10,6 +10,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 R_STATE="$LD_STATE/registry"
+MATCH="apicurio"  # how our process shows in /proc/<pid>/cmdline
 R_PID="$R_STATE/registry.pid"
 R_LOG="$R_STATE/registry.log"
 
@@ -32,7 +33,7 @@ registry_jar() {
 
 start() {
   local pid t0 jar
-  if pid="$(live_pid "$R_PID")"; then
+  if pid="$(live_pid "$R_PID" "$MATCH")"; then
     wait_until 120 "$R_PID" "$R_LOG" registry registry_ready
     ld_log "registry already running (pid $pid) on http://$LD_HOST:$REGISTRY_PORT"
     return 0
@@ -65,8 +66,8 @@ start() {
 }
 
 stop() {
-  if live_pid "$R_PID" >/dev/null; then
-    stop_pid "$R_PID" 20
+  if live_pid "$R_PID" "$MATCH" >/dev/null; then
+    stop_pid "$R_PID" 20 "$MATCH"
     ld_log "registry stopped"
   fi
   rm -rf "$R_STATE"
@@ -74,7 +75,7 @@ stop() {
 
 status() {
   local pid
-  if pid="$(live_pid "$R_PID")" && registry_ready; then
+  if pid="$(live_pid "$R_PID" "$MATCH")" && registry_ready; then
     echo "registry: running (pid $pid) url=http://$LD_HOST:$REGISTRY_PORT/apis/ccompat/v7"
   elif [ -n "${pid:-}" ]; then
     echo "registry: starting (pid $pid)"; return 1

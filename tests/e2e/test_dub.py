@@ -8,17 +8,17 @@ import sys
 import wave
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
-import av
 import pytest
 
 from tests.support.clips import make_clip, sample_clip
 from workers.asr.faster_whisper import FasterWhisper
 from workers.dub import dub_file
 from workers.lipsync.face import FaceModels, box_area, predictor_path
-from workers.media.reader import iter_audio, iter_video, probe
 from workers.media.frames import decode_frame
+from workers.media.reader import iter_audio, iter_video, probe
 from workers.pipeline import Pipeline
 from workers.settings import load_settings
 

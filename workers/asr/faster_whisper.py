@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,7 +41,6 @@ ENGLISH_ONLY = Capabilities(
 class WhisperResult(AsrResult):
     """AsrResult plus what Whisper knows about the language decision."""
 
-    language_probability: float = 1.0
     language_detected: bool = False
 
 
@@ -98,7 +98,7 @@ class FasterWhisper(AsrBackend):
                 resolved.source,
                 device=s.device,
                 compute_type=compute_type,
-                cpu_threads=s.asr.cpu_threads,
+                cpu_threads=s.asr.cpu_threads or min(4, os.cpu_count() or 1),
             )
         except Exception as e:  # ctranslate2 RuntimeError / ValueError, hub download errors, ...
             where = "model directory" if resolved.local else "hub model (needs network on first use)"

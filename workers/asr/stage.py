@@ -16,6 +16,10 @@ class AsrResult:
     text: str
     language: str
     confidence: float
+    language_probability: float = 1.0  # how sure a detected language is (1.0 when given)
+
+
+STICKY_LANGUAGE_P = 0.8  # once detected this surely, a session's language is kept (saves a pass per segment)
 
 
 class AsrBackend(Backend):
@@ -27,11 +31,21 @@ class AsrBackend(Backend):
 
 
 class AsrStage(Stage[SpeechSegment, Transcript]):
+    """Speech segment -> transcript. A speaker's language does not change from segment to segment,
+    so the first confident detection is reused for the rest of the session."""
+
     name = "asr"
     backend: AsrBackend
 
+    def __init__(self, backend: AsrBackend, metrics=None) -> None:
+        super().__init__(backend, metrics)
+        self._languages: dict[str, str] = {}
+
     def _handle(self, seg: SpeechSegment) -> list[Transcript]:
-        res = self.backend.transcribe(seg.samples(), seg.source_lang)
+        language = seg.source_lang or self._languages.get(seg.session_id)
+        res = self.backend.transcribe(seg.samples(), language)
+        if language is None and res.language_probability >= STICKY_LANGUAGE_P:
+            self._languages[seg.session_id] = res.language
         text = res.text.strip()
         if not text:  # noise or breath: nothing to dub, the original stays
             return []
@@ -49,3 +63,6 @@ class AsrStage(Stage[SpeechSegment, Transcript]):
                 produced_at=now(),
             )
         ]
+
+    def end_session(self, session_id: str) -> None:
+        self._languages.pop(session_id, None)

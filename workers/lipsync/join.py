@@ -43,11 +43,15 @@ class FrameJoiner:
         self.frames.append(frame)
         self.latest_pts = max(self.latest_pts, frame.pts_s)
 
+    def add_speech_lang(self, lang: str) -> None:
+        """A language joins the session: it starts at the oldest frame still buffered."""
+        if lang not in self.pending:
+            self.langs = (*self.langs, lang)
+            self.pending[lang] = deque()
+            self.pos[lang] = self.base
+
     def add_speech(self, speech: DubbedSpeech) -> None:
-        if speech.target_lang not in self.pending:
-            self.langs = (*self.langs, speech.target_lang)
-            self.pending[speech.target_lang] = deque()
-            self.pos[speech.target_lang] = self.base
+        self.add_speech_lang(speech.target_lang)
         self.pending[speech.target_lang].append(speech)
 
     def end_video(self) -> None:
@@ -79,11 +83,11 @@ class FrameJoiner:
         self._trim()
         return out
 
-    def finish(self) -> list[Ready]:
-        """End of session: every remaining segment, then every remaining frame."""
+    def finish(self, langs: tuple[str, ...] | None = None) -> list[Ready]:
+        """End of session (for `langs`, default all): every remaining segment, then every remaining frame."""
         self.video_ended = True
         out = self.ready()
-        out += [Ready(lang, self._take(lang, float("inf"))) for lang in self.langs]
+        out += [Ready(lang, self._take(lang, float("inf"))) for lang in (langs or self.langs)]
         self._trim()
         return out
 
@@ -93,7 +97,12 @@ class FrameJoiner:
         return None
 
     def _trim(self) -> None:
-        keep_from = min(self.pos.values(), default=self.base + len(self.frames))
+        if not self.pos:  # no language known yet: keep frames, but not past the buffer bound
+            while self.frames and self.latest_pts - self.frames[0].pts_s > self.max_buffer_s:
+                self.frames.popleft()
+                self.base += 1
+            return
+        keep_from = min(self.pos.values())
         while self.base < keep_from and self.frames:
             self.frames.popleft()
             self.base += 1

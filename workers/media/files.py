@@ -70,13 +70,21 @@ class FileFrameSource(FrameSource):
 
 
 class FileSink(Sink):
-    """Writes one language's dubbed file: source audio outside dubbed spans, dubbed audio inside."""
+    """Writes one language's dubbed file: source audio outside dubbed spans, dubbed audio inside.
 
-    def __init__(self, out: Path, info: MediaInfo) -> None:
+    The source audio comes from `original` ((pts, samples at `rate`) chunks, pulled only as
+    far as the output has got), by default a reader of `info.path`.
+    """
+
+    def __init__(
+        self, out: Path, info: MediaInfo, original: Iterator[tuple[float, np.ndarray]] | None = None,
+        rate: int = OUT_RATE,
+    ) -> None:
         self.out = out
         self.info = info
-        self.writer = OutputWriter(out, info, audio_rate=OUT_RATE)
-        self._src = iter_audio(info.path, rate=OUT_RATE, chunk_s=0.5)
+        self.rate = rate
+        self.writer = OutputWriter(out, info, audio_rate=rate)
+        self._src = original if original is not None else iter_audio(info.path, rate=rate, chunk_s=0.5)
         self._buf = np.zeros(0, np.float32)  # source audio read but not yet written or skipped
         self._pos = 0  # samples of output audio written so far
 
@@ -92,14 +100,14 @@ class FileSink(Sink):
         return out
 
     def speech(self, speech: DubbedSpeech) -> None:
-        start = round(speech.start_s * OUT_RATE)
+        start = round(speech.start_s * self.rate)
         if start > self._pos:
             self.writer.write_audio(self._source(start - self._pos))
             self._pos = start
         audio = speech.samples()
-        if speech.sample_rate != OUT_RATE:
-            audio = soxr.resample(audio, speech.sample_rate, OUT_RATE).astype(np.float32)
-        end = round(speech.end_s * OUT_RATE)
+        if speech.sample_rate != self.rate:
+            audio = soxr.resample(audio, speech.sample_rate, self.rate).astype(np.float32)
+        end = round(speech.end_s * self.rate)
         skip = start - self._pos  # negative when segments overlap through padding: trim the overlap
         audio = audio[-skip:] if skip < 0 else audio
         audio = np.pad(audio, (0, max(0, end - self._pos - len(audio))))[: max(0, end - self._pos)]

@@ -1,0 +1,78 @@
+"""`create_app(settings, stage)`: the Faust app of one stage's worker.
+
+One app id (= Kafka consumer group `livedub-<stage>`) per stage, so each stage
+scales on its own up to the partition count. Tuned for latency: the producer
+does not linger, commits are frequent, and the worker serves /metrics, /livez
+and /readyz on `settings.http_port`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from workers.settings import KafkaSettings, Settings
+
+# Latency-oriented Faust/aiokafka settings (measured in the Kafka benchmark; see README).
+LATENCY_TUNING: dict[str, Any] = {
+    "producer_linger_ms": 0,  # send at once: records are few and large, batching only adds delay
+    "producer_acks": 1,  # leader ack: one broker round trip per send
+    "producer_max_request_size": 4_000_000,  # a 1080p JPEG frame can pass 1 MB
+    "broker_commit_interval": 0.5,  # commit often: a restart replays at most half a second
+    "broker_commit_every": 50,
+    "stream_wait_empty": False,  # do not wait for buffers to drain on rebalance
+    "stream_buffer_maxsize": 256,  # bounded in-worker buffer: backpressure to the fetcher
+    "broker_max_poll_records": 50,
+    "consumer_auto_offset_reset": "earliest",
+    "topic_allow_declare": False,  # our topics are created with the right partitions by `livedub topics`
+    "topic_disable_leader": True,
+}
+
+
+def group_id(stage: str) -> str:
+    return f"livedub-{stage}"
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """Faust credentials for SASL/SCRAM or mTLS from settings (secrets never logged)."""
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+        if kafka.ssl_certfile:
+            ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+        if kafka.security_protocol == "SSL":
+            return faust.SSLCredentials(ctx)
+    else:
+        ctx = None
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism or "SCRAM-SHA-512",
+            ssl_context=ctx,
+        )
+    return None
+
+
+def create_app(settings: Settings, stage: str, **overrides: Any) -> faust.App:
+    """A new Faust app for `stage` (never a module global: tests build several)."""
+    datadir = settings.cache_dir / "faust" / stage
+    datadir.mkdir(parents=True, exist_ok=True)
+    conf: dict[str, Any] = {
+        **LATENCY_TUNING,
+        "broker": [f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(",")],
+        "broker_credentials": broker_credentials(settings.kafka),
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": settings.topics.partitions,
+        "topic_replication_factor": settings.topics.replication,
+        "web_enabled": True,
+        "web_bind": "0.0.0.0",
+        "web_port": settings.http_port,
+        "web_host": "127.0.0.1",
+        "datadir": str(datadir),
+        "store": "memory://",
+        **overrides,
+    }
+    return faust.App(group_id(stage), **conf)

@@ -1,0 +1,87 @@
+"""Kafka sub-commands of `livedub`: worker, publish, subscribe, topics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workers.registry import STAGE_ORDER
+
+
+def _langs(value: str) -> list[str]:
+    return [v.strip().lower() for v in value.split(",") if v.strip()]
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+    from workers.settings import load_settings
+
+    run_worker(load_settings(), args.stage, loglevel="debug" if args.debug else "info")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from streams.publish import publish
+    from workers.settings import load_settings
+
+    counts = publish(args.input, args.session, args.to, load_settings(), source_lang=args.source,
+                     pace=not args.fast)
+    print(f"published session {args.session}: {counts['audio']} audio chunks, {counts['video']} frames")
+    return 0
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    from streams.subscribe import subscribe
+    from workers.settings import load_settings
+
+    a = subscribe(args.session, args.lang, args.output, load_settings(), timeout_s=args.timeout)
+    print(f"{args.lang}: {args.output} ({a.segments} segments dubbed, {a.frames_written} frames)")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.registry import SchemaRegistryClient
+    from streams.topics import _partition_counts, admin_client, create_topics, topics_from_settings, value_subject
+    from workers.settings import load_settings
+
+    settings = load_settings()
+    topics = topics_from_settings(settings)
+    admin = admin_client(settings.kafka)
+    if args.create:
+        created = create_topics(admin, topics)
+        print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+    counts = _partition_counts(admin, 10.0)
+    with SchemaRegistryClient.from_settings(settings.schema_registry) as reg:
+        for topic, schema in topics.schemas().items():
+            subject = value_subject(topic)
+            latest = reg.get_latest(subject)
+            reg_s = f"id {latest[0]} v{latest[1]}" if latest else "not registered"
+            parts = counts.get(topic)
+            print(f"{topic:<32} {str(parts) + ' partitions' if parts else 'missing':<14} "
+                  f"{schema:<15} {subject} ({reg_s})")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("worker", help="run one stage as a Faust worker over Kafka (serves /metrics)")
+    w.add_argument("stage", choices=STAGE_ORDER)
+    w.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("publish", help="stream a media file into Kafka as a live session")
+    p.add_argument("input", type=Path)
+    p.add_argument("--session", required=True)
+    p.add_argument("--to", type=_langs, required=True, help="target language(s), e.g. es,fr")
+    p.add_argument("--from", dest="source", default=None)
+    p.add_argument("--fast", action="store_true", help="as fast as possible instead of real-time pace")
+    p.set_defaults(fn=cmd_publish)
+
+    s = sub.add_parser("subscribe", help="assemble a session's dubbed output for one language")
+    s.add_argument("--session", required=True)
+    s.add_argument("--lang", required=True)
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("--timeout", type=float, default=600.0, help="give up after this many idle seconds")
+    s.set_defaults(fn=cmd_subscribe)
+
+    t = sub.add_parser("topics", help="list topics, partitions, their Avro schemas and subjects")
+    t.add_argument("--create", action="store_true", help="create missing topics first")
+    t.set_defaults(fn=cmd_topics)

@@ -1,0 +1,186 @@
+"""`livedub subscribe`: assemble one session's dubbed output for one language from Kafka.
+
+Reads the session's partition (murmur2 of the key, as producers place it) of
+three topics: the source audio (kept outside dubbed spans), the dubbed speech
+and the dubbed video frames (passed-through and re-animated, one ordered
+stream per language). Writes through the same FileSink as `livedub dub`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.codecs import decode
+from streams.registry import SchemaRegistryClient
+from streams.topics import client_config, topics_from_settings
+from workers.errors import TransportError
+from workers.media.files import FileSink
+from workers.media.reader import MediaInfo
+from workers.records import AudioChunk, DubbedFrame, DubbedSpeech
+from workers.settings import Settings
+from workers.streaming import END, is_end
+
+log = logging.getLogger(__name__)
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (as the Java client, aiokafka and librdkafka's murmur2 partitioner)."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[length - length % 4 :]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if len(tail) >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _Buffered:
+    """Source audio received so far, consumed by FileSink as it needs it."""
+
+    def __init__(self) -> None:
+        self.q: deque[tuple[float, np.ndarray]] = deque()
+        self.until_s = 0.0
+
+    def add(self, chunk: AudioChunk) -> None:
+        self.q.append((chunk.pts_s, chunk.samples()))
+        self.until_s = chunk.pts_s + chunk.duration_s
+
+    def __iter__(self) -> _Buffered:
+        return self
+
+    def __next__(self) -> tuple[float, np.ndarray]:
+        if not self.q:
+            raise StopIteration
+        return self.q.popleft()
+
+
+@dataclass
+class Assembly:
+    session_id: str
+    lang: str
+    out: Path
+    rate: int = 16000
+    audio: _Buffered = field(default_factory=_Buffered)
+    speeches: deque[DubbedSpeech] = field(default_factory=deque)
+    frames: list[DubbedFrame] = field(default_factory=list)
+    sink: FileSink | None = None
+    audio_ended: bool = False
+    speech_ended: bool = False
+    video_ended: bool = False
+    segments: int = 0
+    frames_written: int = 0
+
+    def _open(self, has_video: bool) -> None:
+        w = h = None
+        fps = None
+        if has_video:
+            w, h = self.frames[0].width, self.frames[0].height
+            if len(self.frames) > 1 and self.frames[1].pts_s > self.frames[0].pts_s:
+                fps = 1.0 / (self.frames[1].pts_s - self.frames[0].pts_s)
+        info = MediaInfo(self.out, None, True, has_video, fps, w, h, self.rate, 1, None, None,
+                         Fraction(1, 90000) if has_video else None)
+        self.sink = FileSink(self.out, info, original=self.audio, rate=self.rate)
+
+    def step(self) -> bool:
+        """Write what can be written; True once the output is complete."""
+        if self.sink is None:
+            if len(self.frames) >= 2 or (self.frames and self.video_ended):
+                self._open(True)
+            elif self.video_ended and not self.frames:
+                self._open(False)
+            else:
+                return False
+        if self.frames:
+            self.sink.frames(self.frames)
+            self.frames_written += len(self.frames)
+            self.frames = []
+        while self.speeches and (self.audio_ended or self.audio.until_s >= self.speeches[0].end_s):
+            self.sink.speech(self.speeches.popleft())
+            self.segments += 1
+        if self.audio_ended and self.speech_ended and self.video_ended and not self.speeches:
+            self.sink.close()
+            return True
+        return False
+
+
+def subscribe(session_id: str, lang: str, out: Path, settings: Settings, *, timeout_s: float = 600.0) -> Assembly:
+    """Block until the session's output for `lang` is complete (or `timeout_s` of silence)."""
+    topics = topics_from_settings(settings)
+    registry = SchemaRegistryClient.from_settings(settings.schema_registry)
+    part = partition_for(session_id.encode(), topics.partitions)
+    consumer = Consumer({
+        **client_config(settings.kafka),
+        "group.id": f"livedub-subscribe-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 10,
+    })
+    names = (topics.media_audio, topics.dubbed_speech, topics.dubbed_video)
+    consumer.assign([TopicPartition(t, part, OFFSET_BEGINNING) for t in names])
+    a = Assembly(session_id, lang, out)
+    idle_since = time.monotonic()
+    try:
+        while True:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if time.monotonic() - idle_since > timeout_s:
+                    raise TransportError(f"no data for session {session_id} in {timeout_s:.0f} s")
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise TransportError(f"consuming {msg.topic()}: {msg.error()}")
+            if msg.key() != session_id.encode():
+                continue
+            idle_since = time.monotonic()
+            rec = decode(msg.value(), registry)
+            if isinstance(rec, AudioChunk):
+                if is_end(rec):
+                    a.audio_ended = True
+                else:
+                    a.audio.add(rec)
+            elif isinstance(rec, DubbedSpeech) and rec.target_lang == lang:
+                if is_end(rec):
+                    a.speech_ended = True
+                else:
+                    a.speeches.append(rec)
+            elif isinstance(rec, DubbedFrame) and rec.target_lang == lang:
+                if rec.frame_seq == END:
+                    a.video_ended = True
+                else:
+                    a.frames.append(rec)
+            if a.step():
+                return a
+    except BaseException:
+        if a.sink is not None:
+            a.sink.abort()
+        raise
+    finally:
+        consumer.close()
+        registry.close()
