@@ -16,7 +16,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
     from workers.settings import load_settings
 
-    run_worker(load_settings(), args.stage, loglevel="debug" if args.debug else "info")
+    run_worker(load_settings(), args.stage, loglevel="debug" if args.debug else "info", profile=args.profile)
     return 0
 
 
@@ -65,6 +65,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("worker", help="run one stage as a Faust worker over Kafka (serves /metrics)")
     w.add_argument("stage", choices=STAGE_ORDER)
+    w.add_argument("--profile", choices=("real", "calibrated"), default="real",
+                   help="calibrated: fixed service times instead of models (benchmark)")
     w.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("publish", help="stream a media file into Kafka as a live session")

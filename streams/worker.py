@@ -30,7 +30,12 @@ def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None,
     create_topics(admin_client(settings.kafka), topics)
     registry = SchemaRegistryClient.from_settings(settings.schema_registry)
     codec_names = register_codecs(registry, topics)
-    st = create_stage(stage, settings, metrics)
+    if profile == "calibrated":
+        from workers.bench.calibrated import calibrated_pipeline
+
+        st = calibrated_pipeline(settings, metrics=metrics)[stage]
+    else:
+        st = create_stage(stage, settings, metrics)
     st.load()
     step = STEPS[stage](st)
     app = create_app(settings, stage, **app_overrides)
@@ -55,11 +60,11 @@ def _serve_health(app, metrics: Metrics, state: AgentState, stage) -> None:
                         status=200 if ready else 503)
 
 
-def run_worker(settings: Settings, stage: str, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, stage: str, loglevel: str = "info", profile: str = "real") -> None:
     """Blocks until SIGTERM/SIGINT; Faust then stops the agent and commits offsets."""
     import faust
 
-    app, st, _ = build_worker(settings, stage)
+    app, st, _ = build_worker(settings, stage, profile=profile)
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
     finally:

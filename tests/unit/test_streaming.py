@@ -27,8 +27,9 @@ def _session_records(sid: str, langs: tuple[str, ...], segments: int = 4, fps: f
     recs = [SessionControl(sid, "start", langs, None)]
     for i in range(segments):
         recs.append(AudioChunk(sid, i, i * 0.5, 16000, bytes(16000)))
-    frames = [recs[0]] + [VideoFrame(sid, k, k / fps, 2, 2, "bgr24", bytes(12)) for k in range(int(segments * 0.5 * fps))]
-    return recs + [audio_end(sid, segments * 0.5)], [*frames, video_end(sid, segments * 0.5)]
+    n = int(segments * 0.5 * fps)
+    frames = [recs[0], *(VideoFrame(sid, k, k / fps, 2, 2, "bgr24", bytes(12)) for k in range(n))]
+    return [*recs, audio_end(sid, segments * 0.5)], [*frames, video_end(sid, segments * 0.5)]
 
 
 async def _flow(steps, audio_side, video_side):
