@@ -19,8 +19,12 @@ from workers.streaming import STEPS
 log = logging.getLogger(__name__)
 
 
-def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None, **app_overrides):
-    """App, stage and agent state for one worker; blocking setup (model, topics, schemas) done here."""
+def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None, profile: str = "real",
+                 **app_overrides):
+    """App, stage and agent state for one worker; blocking setup (model, topics, schemas) done here.
+
+    profile "calibrated" runs the benchmark's fixed-service-time stage instead of the model.
+    """
     if stage not in STAGE_ORDER:
         from workers.errors import ConfigError
 
