@@ -96,7 +96,7 @@ def attach(
                 await dead_letter(msg, e)
                 continue
             metrics.hop_latency_seconds.labels(topics.hop(msg.topic), stage).observe(
-                max(0.0, time.time() - _produced_at(record, msg)))
+                max(0.0, _received_at(msg) - _produced_at(record, msg)))
             try:
                 outs = await handle(record)
             except (ConfigError, ModelLoadError):
@@ -104,8 +104,8 @@ def attach(
             except LiveDubError as e:
                 await dead_letter(msg, e)
                 continue
-            for o in outs:
-                await sink.send(key=record_key(o), value=o)
+            for o in outs:  # stamped at send time: the next hop's latency is transport, not batching
+                await sink.send(key=record_key(o), value=o.replace(produced_at=time.time()))
             state.processed[(msg.topic, msg.partition)] = msg.offset
 
     app.agent(source, name=f"livedub.{stage}")(agent)
@@ -120,6 +120,14 @@ def attach(
                 metrics.consumer_lag.labels(stage, tp.topic, str(tp.partition)).set(max(0, hw - done - 1))
 
     return state
+
+
+def _received_at(msg: Any) -> float:
+    """Wall clock when the consumer fetched the message (Faust's monitor stamps it, monotonic), so
+    waiting behind a busy stage is not counted as transport."""
+    if msg.time_in is None:
+        return time.time()
+    return time.time() - (time.monotonic() - msg.time_in)
 
 
 def _produced_at(record: Record, msg: Any) -> float:

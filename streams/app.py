@@ -31,8 +31,9 @@ LATENCY_TUNING: dict[str, Any] = {
 }
 
 
-def group_id(stage: str) -> str:
-    return f"livedub-{stage}"
+def group_id(stage: str, prefix: str = "livedub.") -> str:
+    """Consumer group of a stage: `livedub-<stage>` for the default prefix, distinct per deployment."""
+    return f"{prefix.rstrip('.-_') or 'livedub'}-{stage}"
 
 
 def broker_credentials(kafka: KafkaSettings) -> Any:
@@ -75,4 +76,4 @@ def create_app(settings: Settings, stage: str, **overrides: Any) -> faust.App:
         "store": "memory://",
         **overrides,
     }
-    return faust.App(group_id(stage), **conf)
+    return faust.App(group_id(stage, settings.topics.prefix), **conf)

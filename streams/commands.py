@@ -35,7 +35,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     from workers.settings import load_settings
 
     a = subscribe(args.session, args.lang, args.output, load_settings(), timeout_s=args.timeout)
-    print(f"{args.lang}: {args.output} ({a.segments} segments dubbed, {a.frames_written} frames)")
+    print(f"{args.lang}: {args.output} ({a.segments} segments dubbed, {a.frames_written} frames, "
+          f"{a.duplicates} duplicates dropped)")
     return 0
 
 

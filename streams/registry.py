@@ -180,6 +180,12 @@ class SchemaRegistryClient:
         if level not in COMPATIBILITY_LEVELS:
             raise SchemaError(f"unknown compatibility level {level!r}")
         resp = self._request("PUT", f"/config/{_q(subject)}", body={"compatibility": level})
+        if resp.status_code == 409:
+            # Apicurio creates the rule on the first PUT; another worker starting at the same time
+            # may have created it between our GET and PUT ("rule already exists"): PUT again updates it.
+            if self.get_compatibility(subject) == level:
+                return
+            resp = self._request("PUT", f"/config/{_q(subject)}", body={"compatibility": level})
         if resp.status_code != 200:
             raise SchemaError(f"setting {level} on {subject}: HTTP {resp.status_code} {_message(resp)}")
 

@@ -25,7 +25,7 @@ from streams.topics import client_config, topics_from_settings
 from workers.errors import TransportError
 from workers.media.files import FileSink
 from workers.media.reader import MediaInfo
-from workers.records import AudioChunk, DubbedFrame, DubbedSpeech
+from workers.records import AudioChunk, DubbedFrame, DubbedSpeech, Record
 from workers.settings import Settings
 from workers.streaming import END, is_end
 
@@ -96,6 +96,42 @@ class Assembly:
     video_ended: bool = False
     segments: int = 0
     frames_written: int = 0
+    duplicates: int = 0  # replayed records dropped (at-least-once delivery upstream)
+    last_audio_seq: int = -1
+    last_speech_seq: int = -1
+    last_frame_seq: int = -1
+
+    def add(self, rec: Record) -> None:
+        """Take one record of this session; replays (seq not past the last one taken) are dropped.
+
+        Each of the three streams is ordered per session, and output frames carry their source
+        frame's seq (`frame_seq`) whether dubbed or passed through, so (seq, frame_seq) never
+        repeats and never goes back: anything at or before the last one taken is a duplicate.
+        """
+        if isinstance(rec, AudioChunk):
+            if is_end(rec):
+                self.audio_ended = True
+            elif rec.seq > self.last_audio_seq:
+                self.last_audio_seq = rec.seq
+                self.audio.add(rec)
+            else:
+                self.duplicates += 1
+        elif isinstance(rec, DubbedSpeech) and rec.target_lang == self.lang:
+            if is_end(rec):
+                self.speech_ended = True
+            elif rec.seq > self.last_speech_seq:
+                self.last_speech_seq = rec.seq
+                self.speeches.append(rec)
+            else:
+                self.duplicates += 1
+        elif isinstance(rec, DubbedFrame) and rec.target_lang == self.lang:
+            if rec.frame_seq == END:
+                self.video_ended = True
+            elif rec.frame_seq > self.last_frame_seq:
+                self.last_frame_seq = rec.frame_seq
+                self.frames.append(rec)
+            else:
+                self.duplicates += 1
 
     def _open(self, has_video: bool) -> None:
         w = h = None
@@ -159,22 +195,7 @@ def subscribe(session_id: str, lang: str, out: Path, settings: Settings, *, time
             if msg.key() != session_id.encode():
                 continue
             idle_since = time.monotonic()
-            rec = decode(msg.value(), registry)
-            if isinstance(rec, AudioChunk):
-                if is_end(rec):
-                    a.audio_ended = True
-                else:
-                    a.audio.add(rec)
-            elif isinstance(rec, DubbedSpeech) and rec.target_lang == lang:
-                if is_end(rec):
-                    a.speech_ended = True
-                else:
-                    a.speeches.append(rec)
-            elif isinstance(rec, DubbedFrame) and rec.target_lang == lang:
-                if rec.frame_seq == END:
-                    a.video_ended = True
-                else:
-                    a.frames.append(rec)
+            a.add(decode(msg.value(), registry))
             if a.step():
                 return a
     except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from monitoring.metrics import Metrics
 from streams.agents import AgentState, attach
@@ -17,6 +17,7 @@ from workers.settings import Settings
 from workers.streaming import STEPS
 
 log = logging.getLogger(__name__)
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp refuses a charset inside content_type
 
 
 def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None, profile: str = "real",
@@ -51,7 +52,7 @@ def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None,
 def _serve_health(app, metrics: Metrics, state: AgentState, stage) -> None:
     @app.page("/metrics")
     async def metrics_view(web, request):
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(generate_latest(metrics.registry), content_type=PROMETHEUS_TEXT)
 
     @app.page("/livez")
     async def livez(web, request):

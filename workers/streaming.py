@@ -130,6 +130,7 @@ class LipsyncStep(Step):
     """
 
     PASSTHROUGH = -2
+    FINISHED_KEPT = 4096  # finished sessions remembered, so replayed end markers do not reopen them
     stage: LipsyncStage
 
     def __init__(self, stage: LipsyncStage, encoding: str = "jpeg") -> None:
@@ -137,7 +138,9 @@ class LipsyncStep(Step):
         self.encoding = encoding
         self.joiners: dict[str, FrameJoiner] = {}
         self.ended_langs: dict[str, set[str]] = {}
+        self.finished: dict[str, None] = {}  # insertion-ordered set of recently finished sessions
         self.on_segment_done: list[Any] = []  # callbacks (speech) for e2e latency metrics
+        self.duplicates = 0  # replayed records dropped (at-least-once delivery)
 
     def _joiner(self, session_id: str, langs: tuple[str, ...] = ()) -> FrameJoiner:
         if session_id not in self.joiners:
@@ -149,26 +152,31 @@ class LipsyncStep(Step):
         sid = record.session_id
         if isinstance(record, SessionControl):
             if record.action == "start":
+                self.finished.pop(sid, None)  # a new session under a reused id
                 j = self._joiner(sid, record.target_langs)
                 for lang in record.target_langs:
                     if lang not in j.pending:
                         j.add_speech_lang(lang)
             return []
+        if not isinstance(record, VideoFrame | DubbedSpeech):
+            raise BadInputError(f"lipsync step got a {type(record).__name__}")
+        if sid in self.finished and (is_end(record) or isinstance(record, DubbedSpeech)):
+            self.duplicates += 1  # replayed after the session's output was complete
+            return []
         j = self._joiner(sid)
         if isinstance(record, VideoFrame):
             if is_end(record):
                 j.end_video()
-            else:
-                j.add_frame(record)
-        elif isinstance(record, DubbedSpeech):
-            if is_end(record):
-                self.ended_langs[sid].add(record.target_lang)
-                if record.target_lang not in j.pending:
-                    j.add_speech_lang(record.target_lang)
-            else:
-                j.add_speech(record)
-        else:
-            raise BadInputError(f"lipsync step got a {type(record).__name__}")
+            elif not j.add_frame(record):
+                self.duplicates += 1
+                return []
+        elif is_end(record):
+            self.ended_langs[sid].add(record.target_lang)
+            if record.target_lang not in j.pending:
+                j.add_speech_lang(record.target_lang)
+        elif not j.add_speech(record):
+            self.duplicates += 1
+            return []
         out = await self._emit(sid, j.ready())
         done = self.ended_langs[sid]
         if j.video_ended and done and all(not j.pending[lang] for lang in done):
@@ -183,6 +191,9 @@ class LipsyncStep(Step):
             if not j.langs:
                 del self.joiners[sid], self.ended_langs[sid]
                 self.stage.end_session(sid)
+                self.finished[sid] = None
+                while len(self.finished) > self.FINISHED_KEPT:
+                    del self.finished[next(iter(self.finished))]
         return out
 
     async def _emit(self, sid: str, ready: list[Ready]) -> list[Record]:

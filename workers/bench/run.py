@@ -187,34 +187,52 @@ def machine() -> dict[str, Any]:
             "processor": platform.processor() or platform.machine()}
 
 
-def run_bench(out: Path, profiles: str = "all", transport: str = "embedded", segments: int = 40,
-              repeat: int = 3) -> dict[str, Any]:
-    """Run the requested profiles, write bench.json and bench.png under `out`."""
-    if transport != "embedded":
-        from workers.errors import ConfigError
-
-        raise ConfigError("transport 'kafka' needs the Kafka layer: see `livedub bench --help` in streams")
+def run_profiles(out: Path, profiles: str = "all", segments: int = 40, repeat: int = 3) -> dict[str, Any]:
+    """The embedded (in-process) benchmark of the requested profiles."""
     out.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
-    result: dict[str, Any] = {"machine": machine(), "transport": transport, "profiles": {}}
+    result: dict[str, Any] = {"machine": machine(), "transport": "embedded", "profiles": {}}
     if profiles in ("all", "calibrated"):
         pipe = calibrated_pipeline(settings)
         result["profiles"]["calibrated"] = asyncio.run(
             bench_profile("calibrated", pipe, calibrated_feed(segments), "es"))
     if profiles in ("all", "real"):
         result["profiles"]["real"] = _real(out, settings, repeat)
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, out / "bench.png")
-    print_summary(result)
     return result
 
 
-def _real(out: Path, settings: Settings, repeat: int) -> dict[str, Any]:
+def write_results(result: dict[str, Any], out: Path) -> None:
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out / "bench.png")
+    print_summary(result)
+
+
+def run_bench(out: Path, profiles: str = "all", transport: str = "embedded", segments: int = 40,
+              repeat: int = 3) -> dict[str, Any]:
+    """Run the requested profiles, write bench.json and bench.png under `out`."""
+    if transport == "kafka":
+        from streams.bench import add_kafka
+
+        result = run_profiles(out, profiles, segments, repeat)
+        add_kafka(result, out, segments=segments, repeat=repeat)
+    else:
+        result = run_profiles(out, profiles, segments, repeat)
+    write_results(result, out)
+    return result
+
+
+def real_input(out: Path, repeat: int) -> Path:
+    """The long real-profile input: the talking-face sample, `repeat` times as long."""
     from workers.media.sample import make_sample
 
-    src = out / "bench-input.mp4"
+    src = out / f"bench-input-{repeat}.mp4"
     if not src.exists():
         make_sample(src, seconds=8.0 * repeat)
+    return src
+
+
+def _real(out: Path, settings: Settings, repeat: int) -> dict[str, Any]:
+    src = real_input(out, repeat)
     pipe = Pipeline.build(settings)
     pipe.load()
     feed = real_feed(src, settings, pipe)

@@ -7,6 +7,11 @@ the video ended). Frames before a ready segment are passed through unchanged.
 A frame is dropped from the buffer once every target language is past it; if
 the buffer grows past `max_buffer_s` (long silence), its oldest frames are passed
 through, which bounds memory.
+
+Delivery over Kafka is at least once: a worker restarted before it committed replays
+records. Frames and speech segments come in per-session order, so a frame whose `seq`
+(or a segment whose `seq`, per language) is not past the last one accepted is a replay
+and is dropped (`add_frame`/`add_speech` return False).
 """
 
 from __future__ import annotations
@@ -38,10 +43,19 @@ class FrameJoiner:
         self.pending: dict[str, deque[DubbedSpeech]] = {lang: deque() for lang in langs}
         self.latest_pts = float("-inf")
         self.video_ended = False
+        self.last_frame_seq = -1
+        self.last_speech_seq: dict[str, int] = {}
+        self.duplicates = 0
 
-    def add_frame(self, frame: VideoFrame) -> None:
+    def add_frame(self, frame: VideoFrame) -> bool:
+        """Buffer a frame; False (and nothing buffered) if it is a replay of one seen already."""
+        if frame.seq <= self.last_frame_seq:
+            self.duplicates += 1
+            return False
+        self.last_frame_seq = frame.seq
         self.frames.append(frame)
         self.latest_pts = max(self.latest_pts, frame.pts_s)
+        return True
 
     def add_speech_lang(self, lang: str) -> None:
         """A language joins the session: it starts at the oldest frame still buffered."""
@@ -50,9 +64,15 @@ class FrameJoiner:
             self.pending[lang] = deque()
             self.pos[lang] = self.base
 
-    def add_speech(self, speech: DubbedSpeech) -> None:
+    def add_speech(self, speech: DubbedSpeech) -> bool:
+        """Queue a dubbed segment; False (and nothing queued) if it is a replay of one seen already."""
+        if speech.seq <= self.last_speech_seq.get(speech.target_lang, -1):
+            self.duplicates += 1
+            return False
+        self.last_speech_seq[speech.target_lang] = speech.seq
         self.add_speech_lang(speech.target_lang)
         self.pending[speech.target_lang].append(speech)
+        return True
 
     def end_video(self) -> None:
         self.video_ended = True
