@@ -1,18 +1,32 @@
 # The two commands README.md promises: `make demo` and `make test`.
-.PHONY: setup demo test lint bench
+.PHONY: setup setup-all demo test lint bench up down
 
 setup:
 	bash scripts/install.sh
+
+# everything the whole test suite needs: helm/promtool/kubernetes schemas and the Kafka stack
+setup-all: setup
+	bash scripts/install_ops_tools.sh
+	bash scripts/install_kafka.sh
 
 demo: setup
 	mkdir -p out
 	.venv/bin/livedub sample -o out/sample.mp4
 	.venv/bin/livedub dub out/sample.mp4 --to es -o out/sample.es.mp4
 
-test: setup
-	bash scripts/install_ops_tools.sh
+test: setup-all
 	.venv/bin/ruff check .
+	bash .ci/schema-compat.sh
 	.venv/bin/python -m pytest
 
-bench: setup
-	.venv/bin/livedub bench --out bench
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup-all
+	.venv/bin/livedub bench --out bench --transport kafka
+
+up: setup-all
+	deploy/local/livedub-local.sh up
+
+down:
+	deploy/local/livedub-local.sh down

@@ -85,27 +85,36 @@ def attach(
                 log.warning("%s: %s (retry %d)", stage, e, attempt + 1)
         return []
 
+    async def process(msg: Any) -> None:
+        try:
+            record = decode(msg.value, registry)
+        except LiveDubError as e:
+            metrics.records_failed.labels(stage, type(e).__name__).inc()
+            await dead_letter(msg, e)
+            return
+        metrics.hop_latency_seconds.labels(topics.hop(msg.topic), stage).observe(
+            max(0.0, _received_at(msg) - _produced_at(record, msg)))
+        try:
+            outs = await handle(record)
+        except (ConfigError, ModelLoadError):
+            raise  # the worker cannot work: crash loudly, Kubernetes restarts it
+        except LiveDubError as e:
+            await dead_letter(msg, e)
+            return
+        for o in outs:  # stamped at send time: the next hop's latency is transport, not batching
+            await sink.send(key=record_key(o), value=o.replace(produced_at=time.time()))
+
     async def agent(stream: faust.StreamT) -> None:
         state.started = True
-        async for event in stream.events():
+        # Manual acks: a record is acked only once its outputs (or its dead letter) are handed to
+        # the producer, and Faust flushes the producer before it commits acked offsets. With
+        # automatic acks the stream's `finally` acks the in-flight record when SIGTERM cancels the
+        # agent mid-record; it is committed on the way out and lost.
+        manual = stream.noack()
+        async for event in manual.events():
             msg = event.message
-            try:
-                record = decode(msg.value, registry)
-            except LiveDubError as e:
-                metrics.records_failed.labels(stage, type(e).__name__).inc()
-                await dead_letter(msg, e)
-                continue
-            metrics.hop_latency_seconds.labels(topics.hop(msg.topic), stage).observe(
-                max(0.0, _received_at(msg) - _produced_at(record, msg)))
-            try:
-                outs = await handle(record)
-            except (ConfigError, ModelLoadError):
-                raise  # the worker cannot work: crash loudly, Kubernetes restarts it
-            except LiveDubError as e:
-                await dead_letter(msg, e)
-                continue
-            for o in outs:  # stamped at send time: the next hop's latency is transport, not batching
-                await sink.send(key=record_key(o), value=o.replace(produced_at=time.time()))
+            await process(msg)  # cancelled on shutdown: not acked, so processed again after a restart
+            await manual.ack(event)
             state.processed[(msg.topic, msg.partition)] = msg.offset
 
     app.agent(source, name=f"livedub.{stage}")(agent)

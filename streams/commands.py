@@ -48,11 +48,16 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = load_settings()
     topics = topics_from_settings(settings)
     admin = admin_client(settings.kafka)
-    if args.create:
-        created = create_topics(admin, topics)
-        print(f"created: {', '.join(created) or 'nothing (all exist)'}")
-    counts = _partition_counts(admin, 10.0)
     with SchemaRegistryClient.from_settings(settings.schema_registry) as reg:
+        if args.create:
+            from streams.codecs import load_schema
+
+            created = create_topics(admin, topics)
+            print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+            for topic, schema in topics.schemas().items():  # what workers do at start (BACKWARD rule)
+                reg.register_with_compatibility(value_subject(topic), load_schema(schema))
+        counts = _partition_counts(admin, 10.0)
+        print(f"{'topic':<32} {'partitions':<14} {'schema':<15} subject (registry)")
         for topic, schema in topics.schemas().items():
             subject = value_subject(topic)
             latest = reg.get_latest(subject)
@@ -86,5 +91,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(fn=cmd_subscribe)
 
     t = sub.add_parser("topics", help="list topics, partitions, their Avro schemas and subjects")
-    t.add_argument("--create", action="store_true", help="create missing topics first")
+    t.add_argument("--create", action="store_true",
+                   help="create missing topics and register their schemas first")
     t.set_defaults(fn=cmd_topics)

@@ -38,7 +38,11 @@ _END = object()
 
 @dataclass
 class SegmentTiming:
-    """When one segment of one language was available and when its output was complete."""
+    """When one segment of one language could be known, and when its output was complete.
+
+    `available_at` is when the audio that closed the segment arrived (the segmenter must hear
+    the pause before it can cut); `speech_end_at` is when its speech ended, a pause earlier.
+    """
 
     seq: int
     lang: str
@@ -46,10 +50,15 @@ class SegmentTiming:
     end_s: float
     available_at: float
     done_at: float
+    speech_end_at: float
 
     @property
     def latency_s(self) -> float:
         return self.done_at - self.available_at
+
+    @property
+    def latency_from_speech_end_s(self) -> float:
+        return self.done_at - self.speech_end_at
 
 
 @dataclass
@@ -111,7 +120,17 @@ class Runner:
     async def _segments_of(self, chunk: AudioChunk) -> list[SpeechSegment]:
         if self.on_progress:
             self.on_progress(chunk.pts_s + chunk.duration_s)
-        return await self._call(self.p["segment"], chunk)
+        segs = await self._call(self.p["segment"], chunk)
+        for seg in segs:
+            self._available[seg.seq] = chunk.captured_at
+        return segs
+
+    async def _flush_segments(self, session_id: str) -> list[SpeechSegment]:
+        """End of the audio: the open segment closes now."""
+        segs = await self.p["segment"].flush(session_id)
+        for seg in segs:
+            self._available[seg.seq] = time.time()
+        return segs
 
     async def _speeches_of(self, seg: SpeechSegment) -> list[DubbedSpeech]:
         out = []
@@ -147,7 +166,9 @@ class Runner:
             sink.speech(payload)
         elif kind == "done":
             self.report.segments.append(
-                SegmentTiming(payload.seq, lang, payload.start_s, payload.end_s, payload.speech_end_at, time.time())
+                SegmentTiming(payload.seq, lang, payload.start_s, payload.end_s,
+                              self._available.get(payload.seq, payload.speech_end_at), time.time(),
+                              payload.speech_end_at)
             )
 
     def _finish(self, s: Session) -> None:
@@ -163,6 +184,7 @@ class Runner:
         self.p.check_session(s.control)
         self.p["segment"].open_session(s.control)
         self.report = RunReport(mode=mode)
+        self._available: dict[int, float] = {}
 
     # -- sequential baseline ----------------------------------------------
     async def run_sequential(self, s: Session) -> RunReport:
@@ -179,7 +201,7 @@ class Runner:
         try:
             async for chunk in s.audio:
                 await through(await self._segments_of(chunk))
-            await through(await self.p["segment"].flush(s.control.session_id))
+            await through(await self._flush_segments(s.control.session_id))
             await sink_exec.finish()
         except BaseException:
             sink_exec.abort()
@@ -205,7 +227,7 @@ class Runner:
                 for out in await fn(item):
                     await q[i + 1].put(out)
             if i == 0:  # end of the audio: close the open segment
-                for out in await self.p["segment"].flush(s.control.session_id):
+                for out in await self._flush_segments(s.control.session_id):
                     await q[1].put(out)
             await q[i + 1].put(_END)
 

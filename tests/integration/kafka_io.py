@@ -1,0 +1,150 @@
+"""Helpers for the Kafka pipeline tests: the `livedub` CLI as subprocesses, reading a session back.
+
+    pub = publish(env, clip, "s1", ["es"], fast=True)          # Popen of `livedub publish`
+    sub = subscribe(env, "s1", "es", tmp_path / "s1.es.mp4")   # Popen of `livedub subscribe`
+    finish(sub, 120)                                           # its stdout, or fail with its output
+    recs = session_records(stack, topics, topics.dubbed_video, "s1")   # (offset, Record) in order
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.codecs import decode
+from streams.registry import SchemaRegistryClient
+from streams.subscribe import partition_for
+from streams.topics import Topics
+from workers.records import Record
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVEDUB = str(Path(sys.executable).parent / "livedub")
+
+
+def env_for(stack_env: dict[str, str], topics: Topics, **extra: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **stack_env, "LIVEDUB_TOPICS__PREFIX": topics.prefix,
+            "LIVEDUB_TOPICS__PARTITIONS": str(topics.partitions), **extra}
+
+
+def livedub(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LIVEDUB, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([LIVEDUB, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def publish(env: dict[str, str], clip: Path, session: str, langs: list[str], *,
+            fast: bool = True) -> subprocess.Popen[str]:
+    return _popen(env, "publish", str(clip), "--session", session, "--to", ",".join(langs),
+                  *(["--fast"] if fast else []))
+
+
+def subscribe(env: dict[str, str], session: str, lang: str, out: Path, *,
+              idle_timeout: float = 120) -> subprocess.Popen[str]:
+    return _popen(env, "subscribe", "--session", session, "--lang", lang, "-o", str(out),
+                  "--timeout", str(idle_timeout))
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Wait for a CLI subprocess; its output if it exited 0, else an AssertionError with it."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"{' '.join(proc.args)} did not finish in {timeout:.0f} s:\n{out}") from None
+    assert proc.returncode == 0, f"{' '.join(proc.args)} exited {proc.returncode}:\n{out}"
+    return out
+
+
+def stop(*procs: subprocess.Popen[str]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str,
+                        timeout: float = 30.0) -> list[tuple[int, bytes]]:
+    """(offset, value bytes) of every record keyed `session` on `topic`, from the start to the end now."""
+    part = partition_for(session.encode(), topics.partitions)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False})
+    try:
+        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+        consumer.assign([TopicPartition(topic, part, lo)])
+        out: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + timeout
+        pos = lo
+        while pos < hi:
+            assert time.monotonic() < deadline, f"read {topic}[{part}] up to {pos} of {hi} in {timeout} s"
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            pos = msg.offset() + 1
+            if msg.key() == session.encode():
+                out.append((msg.offset(), msg.value()))
+        return out
+    finally:
+        consumer.close()
+
+
+def session_records(bootstrap: str, registry: SchemaRegistryClient, topics: Topics, topic: str,
+                    session: str) -> list[Record]:
+    return [decode(v, registry) for _, v in raw_session_records(bootstrap, topics, topic, session)]
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(every)
+
+
+def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
+    """Cumulative buckets of histogram `name` in a /metrics text: labels (without le) -> {le: count}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for fam in text_string_to_metric_families(metrics_text):
+        if fam.name != name:
+            continue
+        for s in fam.samples:
+            if s.name == f"{name}_bucket":
+                labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+                out.setdefault(labels, {})[float(s.labels["le"])] = s.value
+    return out
+
+
+def quantile(buckets: dict[float, float], q: float) -> float:
+    """histogram_quantile over cumulative buckets (linear inside a bucket, as Prometheus does)."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if not total:
+        return float("nan")
+    rank = q * total
+    prev_b, prev_c = 0.0, 0.0
+    for b in bounds:
+        c = buckets[b]
+        if c >= rank:
+            if b == float("inf"):
+                return prev_b
+            return prev_b + (b - prev_b) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 0.0)
+        prev_b, prev_c = b, c
+    return bounds[-1]
