@@ -121,6 +121,7 @@ def attach(
 
     @app.timer(5.0)
     async def report_lag() -> None:
+        metrics.queue_depth.labels(stage).set(app.monitor.messages_active)  # received, not yet acked
         consumer = app.consumer
         for tp in consumer.assignment():
             hw = consumer.highwater(tp)

@@ -26,6 +26,10 @@ LATENCY_TUNING: dict[str, Any] = {
     "stream_buffer_maxsize": 256,  # bounded in-worker buffer: backpressure to the fetcher
     "broker_max_poll_records": 50,
     "consumer_auto_offset_reset": "earliest",
+    # A crashed worker's partitions move to a live one (or its restart) after 10 s, not Faust's 60 s;
+    # heartbeats come from the event loop, which model calls never block (they run in an executor).
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 1.0,
     "topic_allow_declare": False,  # our topics are created with the right partitions by `livedub topics`
     "topic_disable_leader": True,
 }

@@ -46,6 +46,7 @@ def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None,
     app = create_app(settings, stage, **app_overrides)
     state = attach(app, stage, step, topics, registry, codec_names, metrics)
     _serve_health(app, metrics, state, st)
+    _report_gpu_memory(app, metrics, stage, settings.device)
     return app, st, state
 
 
@@ -63,6 +64,31 @@ def _serve_health(app, metrics: Metrics, state: AgentState, stage) -> None:
         ready = stage.backend.loaded and state.started and not app.rebalancing
         return web.json({"ready": ready, "stage": stage.name, "backend": stage.backend.name},
                         status=200 if ready else 503)
+
+
+def _report_gpu_memory(app, metrics: Metrics, stage: str, device: str) -> None:
+    """GPU memory this worker holds (NVML, when the driver library is there); 0 on CPU workers."""
+    gauge = metrics.gpu_memory_bytes
+    if device != "cuda":
+        gauge.labels(stage, "cpu").set(0)
+        return
+    try:
+        import os
+
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as e:  # no NVML on this node: the panel stays empty rather than lying
+        log.warning("GPU memory metric unavailable: %s", e)
+        return
+
+    @app.timer(10.0)
+    async def gpu_memory() -> None:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            used = sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                       if p.pid == os.getpid())
+            gauge.labels(stage, f"cuda:{i}").set(used)
 
 
 def run_worker(settings: Settings, stage: str, loglevel: str = "info", profile: str = "real") -> None:

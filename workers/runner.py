@@ -222,8 +222,13 @@ class Runner:
                 await q[0].put(chunk)
             await q[0].put(_END)
 
+        depth = self.p.metrics.queue_depth if self.p.metrics else None
+        names = ("segment", "asr", "translate", "tts", "lipsync")
+
         async def worker(i: int, fn: Callable[[Any], Any]) -> None:
             while (item := await q[i].get()) is not _END:
+                if depth:
+                    depth.labels(names[i]).set(q[i].qsize())
                 for out in await fn(item):
                     await q[i + 1].put(out)
             if i == 0:  # end of the audio: close the open segment

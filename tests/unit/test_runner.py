@@ -189,3 +189,17 @@ def test_a_fatal_error_stops_the_whole_run():
     session, _ = _session(20)
     with pytest.raises(ModelLoadError):
         _run(pipe, session, "pipelined")
+
+
+def test_metrics_are_recorded_per_stage():
+    from monitoring.metrics import Metrics
+
+    m = Metrics()
+    pipe = calibrated_pipeline(load_settings(), FAST, metrics=m)
+    session, _ = _session(5)
+    _run(pipe, session, "pipelined")
+    reg = m.registry
+    for stage in ("segment", "asr", "translate", "tts", "lipsync"):
+        assert reg.get_sample_value("livedub_stage_seconds_count", {"stage": stage, "backend": "calibrated"}) >= 5
+        assert reg.get_sample_value("livedub_records_in_total", {"stage": stage}) >= 5
+    assert reg.get_sample_value("livedub_queue_depth", {"stage": "asr"}) is not None
