@@ -16,9 +16,11 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 HELM_KUBE_MINOR="${HELM_KUBE_MINOR:-37}"  # helm v3.22 is built against k8s.io/client-go v0.37
 VENV="${VENV:-$ROOT/.venv}"
 TOOLS_BIN="$ROOT/.tools/bin"
-export GOPATH="${GOPATH:-$ROOT/.cache/go}"
+# Go caches and the built binary live outside the checkout, so a fresh clone (CI) reuses them.
+SHARED="${LIVEDUB_TOOL_CACHE:-$HOME/.cache/livedub-tools}"
+export GOPATH="${GOPATH:-$SHARED/go}"
 export GOMODCACHE="${GOMODCACHE:-$GOPATH/pkg/mod}"
-export GOCACHE="${GOCACHE:-$ROOT/.cache/go-build}"
+export GOCACHE="${GOCACHE:-$SHARED/go-build}"
 export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
@@ -42,6 +44,10 @@ fi
 # --- helm -----------------------------------------------------------------
 if [[ -x "$TOOLS_BIN/helm" ]] && "$TOOLS_BIN/helm" version --short 2>/dev/null | grep -q "^${HELM_VERSION}"; then
   log "helm present: $("$TOOLS_BIN/helm" version --short)"
+elif [[ -x "$SHARED/bin/helm-$HELM_VERSION-k$HELM_KUBE_MINOR" ]]; then
+  mkdir -p "$TOOLS_BIN"
+  cp "$SHARED/bin/helm-$HELM_VERSION-k$HELM_KUBE_MINOR" "$TOOLS_BIN/helm"
+  log "helm from cache: $("$TOOLS_BIN/helm" version --short)"
 else
   command -v go >/dev/null 2>&1 || { echo "go toolchain required to build helm" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
@@ -56,6 +62,8 @@ else
   ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${HELM_KUBE_MINOR}"
   GOBIN="$TOOLS_BIN" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "$ldflags" \
     "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+  mkdir -p "$SHARED/bin"
+  cp "$TOOLS_BIN/helm" "$SHARED/bin/helm-$HELM_VERSION-k$HELM_KUBE_MINOR"
   log "helm built: $("$TOOLS_BIN/helm" version --short)"
 fi
 
