@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from workers.errors import ModelLoadError
+from workers.lipsync.stage import LipsyncBackend
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -293,3 +294,10 @@ class FaceTrack:
             self.speaker_id = mover.id
         elif current is None:
             self.speaker_id = max(self.faces, key=lambda f: f.area).id
+
+
+class FaceTrackingBackend(LipsyncBackend):
+    """Shared base of the lip-sync backends that find and follow the speaker with FaceTrack."""
+
+    def new_track(self) -> FaceTrack:
+        return FaceTrack(self.settings.lipsync.detect_every_s)

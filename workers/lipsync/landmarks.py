@@ -28,12 +28,12 @@ from workers.lipsync.face import (
     RIGHT_EYE,
     FaceModels,
     FaceTrack,
+    FaceTrackingBackend,
     Region,
     estimate_fps,
     landmarks_unavailable,
     predictor_path,
 )
-from workers.lipsync.stage import LipsyncBackend
 from workers.stage import Capabilities
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def reanimate_mouth(img: np.ndarray, points: np.ndarray, openness: float) -> tup
     return out, region
 
 
-class LandmarkLipsync(LipsyncBackend):
+class LandmarkLipsync(FaceTrackingBackend):
     """Default lip sync: dlib landmarks, tracked per stream, and a jaw-drop warp driven by openness."""
 
     name: ClassVar[str] = "landmarks"
@@ -204,9 +204,6 @@ class LandmarkLipsync(LipsyncBackend):
     @classmethod
     def unavailable(cls) -> str | None:
         return landmarks_unavailable()
-
-    def new_track(self) -> FaceTrack:
-        return FaceTrack(self.settings.lipsync.detect_every_s)
 
     def animate(
         self,

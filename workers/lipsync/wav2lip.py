@@ -28,12 +28,12 @@ from workers.errors import BadInputError, ModelLoadError
 from workers.lipsync.face import (
     FaceModels,
     FaceTrack,
+    FaceTrackingBackend,
     Region,
     estimate_fps,
     landmarks_unavailable,
     predictor_path,
 )
-from workers.lipsync.stage import LipsyncBackend
 from workers.onnx import create_session
 from workers.settings import Settings, load_settings
 from workers.stage import Capabilities
@@ -170,7 +170,7 @@ def paste(img: np.ndarray, pred: np.ndarray, crop: Region) -> np.ndarray:
     return out
 
 
-class Wav2Lip(LipsyncBackend):
+class Wav2Lip(FaceTrackingBackend):
     """Wav2Lip (ONNX) driven by the dubbed audio; faces tracked as in the landmarks backend."""
 
     name: ClassVar[str] = "wav2lip"
@@ -193,9 +193,6 @@ class Wav2Lip(LipsyncBackend):
         if not path.is_file():
             return f"no Wav2Lip ONNX weights at {path}"
         return landmarks_unavailable()
-
-    def new_track(self) -> FaceTrack:
-        return FaceTrack(self.settings.lipsync.detect_every_s)
 
     def animate(
         self,
