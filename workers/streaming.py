@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Hashable
 from typing import Any
 
 from workers.errors import BadInputError
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 
 END = -1
 MAX_EARLY_CHUNKS = 600  # audio buffered for a session whose start has not arrived yet (~60 s)
+SESSION_IDLE_S = 60.0  # a session with no record for this long (stream time) is ended by expire()
+
+
+def record_time(record: Record) -> float:
+    """When a record was produced (wall clock): the stream time that session expiry runs on."""
+    return getattr(record, "produced_at", None) or getattr(record, "at", None) or now()
 
 
 def is_end(record: Record) -> bool:
@@ -53,10 +60,22 @@ def video_end(session_id: str, pts_s: float) -> VideoFrame:
 
 
 class Step:
-    """Default step: markers pass to the next hop, everything else goes through the stage."""
+    """Default step: markers pass to the next hop, everything else goes through the stage.
+
+    Retention (what makes a restart lossless): a step that keeps state built from its inputs
+    (an open session, buffered audio, frames waiting for their dubbed speech) says so. After
+    `handle(record)`, `retained()` is a key for that record if the step still needs it, else
+    None; `released()` hands back the keys of records it no longer needs. The Kafka agent acks
+    (and so lets Kafka commit) an input only once it is not, or no longer, retained; after a
+    crash or restart the uncommitted inputs are consumed again by a fresh step, which rebuilds
+    the same state. Outputs sent again that way carry the seq they had the first time, so the
+    next steps and the subscriber drop them as replays. Stateless steps retain nothing.
+    """
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
+        self._key: Hashable | None = None
+        self._released: list[Hashable] = []
 
     async def handle(self, record: Record) -> list[Record]:
         if is_end(record):
@@ -65,6 +84,22 @@ class Step:
 
     def markers(self, record: Record) -> list[Record]:
         raise NotImplementedError
+
+    def retained(self) -> Hashable | None:
+        """Key of the record just handled if this step still needs it (to be released later)."""
+        key, self._key = self._key, None
+        return key
+
+    def released(self) -> list[Hashable]:
+        """Keys of earlier retained records this step no longer needs (each returned once)."""
+        out, self._released = self._released, []
+        return out
+
+    async def expire(self, clock: float, idle_s: float = SESSION_IDLE_S) -> list[Record]:
+        """End sessions whose last record is older than `clock - idle_s` (a publisher that died
+        without end markers), releasing what they retained; returns what ending them emits.
+        `clock` is stream time: the newest record time seen, or the wall clock when caught up."""
+        return []
 
 
 class SegmentStep(Step):
@@ -76,31 +111,86 @@ class SegmentStep(Step):
         super().__init__(stage)
         self.sessions: dict[str, SessionControl] = {}
         self.early: dict[str, deque[AudioChunk]] = {}
+        self.last_seq: dict[str, int] = {}  # last audio chunk taken per open session
+        self.held: dict[str, list[Hashable]] = {}  # retained keys per session
+        self.last_at: dict[str, float] = {}  # newest record time per session (for expire)
+        self.end_pts: dict[str, float] = {}  # media time the session's audio has reached
+        self.duplicates = 0
+
+    # An open session retains its start and every audio chunk until its end marker: the segmenter's
+    # state (VAD, the segment being cut, segment numbering) is rebuilt only by replaying the session
+    # from its start, which then cuts exactly the same segments with the same seq.
+
+    def _hold(self, sid: str, key: Hashable) -> None:
+        self.held.setdefault(sid, []).append(key)
+        self._key = key
+
+    def _release(self, sid: str) -> None:
+        self._released += self.held.pop(sid, [])
+
+    async def expire(self, clock: float, idle_s: float = SESSION_IDLE_S) -> list[Record]:
+        out: list[Record] = []
+        for sid in [s for s, at in self.last_at.items() if at < clock - idle_s]:
+            log.warning("segment: session %s idle for %.0f s: ending it", sid, clock - self.last_at[sid])
+            out += await self.handle(audio_end(sid, self.end_pts.get(sid, 0.0)))
+        return out
 
     async def handle(self, record: Record) -> list[Record]:
+        self._key = None
+        out = await self._handle(record)
+        sid = record.session_id
+        if sid in self.sessions or sid in self.early:
+            self.last_at[sid] = max(self.last_at.get(sid, 0.0), record_time(record))
+        else:
+            self.last_at.pop(sid, None)
+            self.end_pts.pop(sid, None)
+        return out
+
+    async def _handle(self, record: Record) -> list[Record]:
+        sid = record.session_id
         if isinstance(record, SessionControl):
-            if record.action != "start":
+            if record.action != "start" or sid in self.sessions:  # a stop, or a start replayed
                 return []
-            self.sessions[record.session_id] = record
+            self.sessions[sid] = record
             self.stage.open_session(record)
+            self._hold(sid, ("start", sid))
             out: list[Record] = []
-            for chunk in self.early.pop(record.session_id, ()):
-                out += await self.handle(chunk)
+            for chunk in self.early.pop(sid, ()):
+                out += await self._audio(chunk)
             return out
         if not isinstance(record, AudioChunk):
             raise BadInputError(f"segment step got a {type(record).__name__}")
-        ctl = self.sessions.get(record.session_id)
+        ctl = self.sessions.get(sid)
         if ctl is None:
-            q = self.early.setdefault(record.session_id, deque(maxlen=MAX_EARLY_CHUNKS))
+            if is_end(record):  # a session whose start never came (or was committed before a replay)
+                self.early.pop(sid, None)
+                self._release(sid)
+                return []
+            q = self.early.setdefault(sid, deque(maxlen=MAX_EARLY_CHUNKS))
             q.append(record)
+            self._hold(sid, ("audio", sid, record.seq))
             return []
         if is_end(record):
-            segs = await self.stage.flush(record.session_id)
-            del self.sessions[record.session_id]
-            marker = SpeechSegment(record.session_id, END, record.pts_s, record.pts_s, 16000, b"",
+            segs = await self.stage.flush(sid)
+            del self.sessions[sid]
+            self.last_seq.pop(sid, None)
+            self._release(sid)
+            marker = SpeechSegment(sid, END, record.pts_s, record.pts_s, 16000, b"",
                                    "end_of_stream", ctl.target_langs, ctl.source_lang, now())
             return [*segs, marker]
-        return await self.stage.process(record)
+        if record.seq <= self.last_seq.get(sid, -1):
+            self.duplicates += 1  # a replayed chunk: the segmenter has it already
+            return []
+        self._hold(sid, ("audio", sid, record.seq))
+        return await self._audio(record)
+
+    async def _audio(self, chunk: AudioChunk) -> list[Record]:
+        if chunk.seq <= self.last_seq.get(chunk.session_id, -1):
+            self.duplicates += 1
+            return []
+        self.last_seq[chunk.session_id] = chunk.seq
+        self.end_pts[chunk.session_id] = chunk.pts_s + chunk.duration_s
+        return await self.stage.process(chunk)
 
 
 class AsrStep(Step):
@@ -141,6 +231,12 @@ class LipsyncStep(Step):
         self.finished: dict[str, None] = {}  # insertion-ordered set of recently finished sessions
         self.on_segment_done: list[Any] = []  # callbacks (speech) for e2e latency metrics
         self.duplicates = 0  # replayed records dropped (at-least-once delivery)
+        # Retained per session: frames while buffered in the joiner (seq, key), dubbed speech while
+        # pending (lang, seq, key), and the start and end markers until the session is finished.
+        self.held_frames: dict[str, deque[tuple[int, Hashable]]] = {}
+        self.held_speech: dict[str, list[tuple[str, int, Hashable]]] = {}
+        self.held_other: dict[str, list[Hashable]] = {}
+        self.last_at: dict[str, float] = {}  # newest record time per open session (for expire)
 
     def _joiner(self, session_id: str, langs: tuple[str, ...] = ()) -> FrameJoiner:
         if session_id not in self.joiners:
@@ -149,6 +245,53 @@ class LipsyncStep(Step):
         return self.joiners[session_id]
 
     async def handle(self, record: Record) -> list[Record]:
+        self._key = None
+        out = await self._handle(record)
+        sid = record.session_id
+        if sid in self.joiners:
+            self.last_at[sid] = max(self.last_at.get(sid, 0.0), record_time(record))
+        self._settle(sid)
+        return out
+
+    async def expire(self, clock: float, idle_s: float = SESSION_IDLE_S) -> list[Record]:
+        out: list[Record] = []
+        for sid in [s for s, at in self.last_at.items() if at < clock - idle_s]:
+            j = self.joiners.get(sid)
+            if j is not None:
+                log.warning("lipsync: session %s idle for %.0f s: ending it", sid, clock - self.last_at[sid])
+                self.ended_langs[sid].update(j.langs)
+                j.end_video()
+                out += await self._emit(sid, j.ready())
+                out += await self._finish_langs(sid, j)
+                if sid in self.joiners:  # no language ever known: nothing to emit
+                    self._drop(sid)
+            self.last_at.pop(sid, None)
+            self._settle(sid)
+        return out
+
+    def _hold_other(self, sid: str, key: Hashable) -> None:
+        self.held_other.setdefault(sid, []).append(key)
+        self._key = key
+
+    def _settle(self, sid: str) -> None:
+        """Release what the joiner of `sid` no longer buffers (everything once the session is done)."""
+        j = self.joiners.get(sid)
+        if j is None:
+            self._released += [k for _, k in self.held_frames.pop(sid, ())]
+            self._released += [k for *_, k in self.held_speech.pop(sid, ())]
+            self._released += self.held_other.pop(sid, [])
+            return
+        frames = self.held_frames.get(sid)
+        oldest = j.frames[0].seq if j.frames else None
+        while frames and (oldest is None or frames[0][0] < oldest):
+            self._released.append(frames.popleft()[1])
+        speech = self.held_speech.get(sid)
+        if speech:
+            pending = {(lang, sp.seq) for lang, q in j.pending.items() for sp in q}
+            self._released += [k for lang, seq, k in speech if (lang, seq) not in pending]
+            speech[:] = [x for x in speech if (x[0], x[1]) in pending]
+
+    async def _handle(self, record: Record) -> list[Record]:
         sid = record.session_id
         if isinstance(record, SessionControl):
             if record.action == "start":
@@ -157,6 +300,7 @@ class LipsyncStep(Step):
                 for lang in record.target_langs:
                     if lang not in j.pending:
                         j.add_speech_lang(lang)
+                self._hold_other(sid, ("start", sid, len(self.held_other.get(sid, ()))))
             return []
         if not isinstance(record, VideoFrame | DubbedSpeech):
             raise BadInputError(f"lipsync step got a {type(record).__name__}")
@@ -167,17 +311,30 @@ class LipsyncStep(Step):
         if isinstance(record, VideoFrame):
             if is_end(record):
                 j.end_video()
+                self._hold_other(sid, ("video-end", sid, len(self.held_other.get(sid, ()))))
             elif not j.add_frame(record):
                 self.duplicates += 1
                 return []
+            else:
+                self._key = ("frame", sid, record.seq)
+                self.held_frames.setdefault(sid, deque()).append((record.seq, self._key))
         elif is_end(record):
             self.ended_langs[sid].add(record.target_lang)
             if record.target_lang not in j.pending:
                 j.add_speech_lang(record.target_lang)
+            self._hold_other(sid, ("speech-end", sid, record.target_lang, len(self.held_other.get(sid, ()))))
         elif not j.add_speech(record):
             self.duplicates += 1
             return []
+        else:
+            self._key = ("speech", sid, record.target_lang, record.seq)
+            self.held_speech.setdefault(sid, []).append((record.target_lang, record.seq, self._key))
         out = await self._emit(sid, j.ready())
+        return out + await self._finish_langs(sid, j)
+
+    async def _finish_langs(self, sid: str, j: FrameJoiner) -> list[Record]:
+        """Finish every language whose speech ended (all of them, once the video ended too)."""
+        out: list[Record] = []
         done = self.ended_langs[sid]
         if j.video_ended and done and all(not j.pending[lang] for lang in done):
             out += await self._emit(sid, j.finish(tuple(done)))
@@ -189,12 +346,16 @@ class LipsyncStep(Step):
             j.langs = tuple(lang for lang in j.langs if lang not in done)
             done.clear()
             if not j.langs:
-                del self.joiners[sid], self.ended_langs[sid]
-                self.stage.end_session(sid)
-                self.finished[sid] = None
-                while len(self.finished) > self.FINISHED_KEPT:
-                    del self.finished[next(iter(self.finished))]
+                self._drop(sid)
         return out
+
+    def _drop(self, sid: str) -> None:
+        del self.joiners[sid], self.ended_langs[sid]
+        self.last_at.pop(sid, None)
+        self.stage.end_session(sid)
+        self.finished[sid] = None
+        while len(self.finished) > self.FINISHED_KEPT:
+            del self.finished[next(iter(self.finished))]
 
     async def _emit(self, sid: str, ready: list[Ready]) -> list[Record]:
         out: list[Record] = []

@@ -113,7 +113,7 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
         got = predicate()
         if got:
             return got
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what} (last: {got!r})"
         time.sleep(every)
 
 

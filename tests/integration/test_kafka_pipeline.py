@@ -40,7 +40,8 @@ from tests.integration.stage_workers import Workers
 from tests.support.clips import make_clip
 from workers.media.frames import decode_frame
 from workers.media.reader import iter_audio, iter_video, probe
-from workers.records import AudioChunk, DubbedFrame, DubbedSpeech, Transcript
+from workers.records import DubbedFrame, DubbedSpeech
+from workers.streaming import is_end
 
 if TYPE_CHECKING:  # fixtures from tests/integration/conftest.py
     from conftest import KafkaStack, PrometheusStack
@@ -155,30 +156,48 @@ def test_bad_record_goes_to_the_dlq_and_the_pipeline_goes_on(kafka_stack: KafkaS
 
 # -- restart: committed offsets, at-least-once, idempotent subscriber ---------------------------------
 
-@pytest.mark.parametrize("stage,how", [("asr", "SIGTERM"), ("tts", "SIGKILL")])
+# stage -> (its output hop, outputs of the session to wait for before stopping it)
+RESTART_AFTER = {"segment": ("segments", 5), "asr": ("transcripts", 5), "tts": ("dubbed.speech", 5),
+                 "lipsync": ("dubbed.video", 12)}
+
+
+@pytest.mark.parametrize("stage,how", [("segment", "SIGTERM"), ("asr", "SIGTERM"), ("tts", "SIGKILL"),
+                                       ("lipsync", "SIGTERM")])
 def test_worker_restart_resumes_from_committed_offsets(stage: str, how: str, kafka_stack: KafkaStack, topics: Topics,
                                                        registry_client, tone_clip: Path, tmp_path: Path,
                                                        model_cache: Path):
-    env = env_for(kafka_stack.env, topics)  # 0.1 s chunks: 20 segments, ~0.4 s each in asr and tts
+    """Stop a worker mid-session and start it again: the session completes with nothing lost, and
+    whatever is consumed twice (at least once delivery) is dropped on the way, never shown twice.
+
+    Stateless stages (asr, tts) simply resume from their committed offsets. The stateful ones
+    (segment: the open session and its audio; lipsync: buffered frames and speech) commit only
+    what their state no longer needs, so the restarted worker rebuilds it from the replay.
+    """
+    env = env_for(kafka_stack.env, topics)  # 0.1 s chunks: one calibrated segment each, ~0.4 s in asr/tts/lipsync
     session = f"restart-{stage}"
-    out_topic = topics.transcripts if stage == "asr" else topics.dubbed_speech
+    hop, after = RESTART_AFTER[stage]
+    out_topic = topics.name(hop)
+
+    def outputs() -> list:
+        return session_records(kafka_stack.bootstrap, registry_client, topics, out_topic, session)
+
     with _calibrated(kafka_stack, topics, tmp_path, model_cache) as w:
         w.start()
         sub = subscribe(env, session, "es", tmp_path / "out.mp4")
+        # segment is quick: publish at real-time pace so the session is still going when it stops
+        pub = publish(env, tone_clip, session, ["es"], fast=stage != "segment")
         try:
-            n_segments = _chunks(finish(publish(env, tone_clip, session, ["es"]), 60))
-            wait_for(lambda: len(raw_session_records(kafka_stack.bootstrap, topics, out_topic, session)) >= 5,
-                     60, f"5 outputs of {stage}")
+            wait_for(lambda: len(outputs()) >= after, 60, f"{after} outputs of {stage}")
             if how == "SIGTERM":  # mid-session: Faust stops the agent and commits what was acked
                 assert w.stop(stage) == {stage: 0}, w.log_tail(stage)
             else:  # a crash: outputs sent since the last commit are sent again after the restart
                 w.kill(stage)
-            done = len(raw_session_records(kafka_stack.bootstrap, topics, out_topic, session))
-            assert done < n_segments + 1, "the session was over before the worker stopped"
+            assert not any(is_end(r) for r in outputs()), "the session was over before the worker stopped"
+            n_segments = _chunks(finish(pub, 60))
             w.start(stage)
             segments, frames, _ = _summary(finish(sub, 180))
         finally:
-            stop(sub)
+            stop(sub, pub)
         assert w.starts[stage] == 2 and ("Stopping" in w.log(stage)) == (how == "SIGTERM")
 
     # Nothing lost: every segment made it through the restarted stage and into the output once.
@@ -192,7 +211,9 @@ def test_worker_restart_resumes_from_committed_offsets(stage: str, how: str, kaf
     body = [f.frame_seq for f in video if isinstance(f, DubbedFrame) and f.frame_seq >= 0]
     assert sorted(set(body)) == list(range(50))
     # Replays after a restart (at-least-once) are dropped by lipsync and by the subscriber.
-    print(f"\n{stage} restart: {len(seqs) - n_segments} replayed segments, {len(body) - 50} replayed frames")
+    print(f"\n{stage} {how}: {len(seqs) - n_segments} segments and {len(body) - 50} frames sent twice")
+    if stage != "asr":
+        return
 
     # The subscriber is idempotent by (seq, frame_seq): feed it the session again with every record
     # duplicated and windows of earlier records replayed, under a new session id.
@@ -252,7 +273,7 @@ def test_prometheus_scrapes_the_workers(kafka_stack: KafkaStack, prometheus_stac
                 return {(r["metric"]["src"], r["metric"]["dst"]) for r in _prom(url, query)}
 
             # every hop was counted (a hop with one record, like session.control, has no rate)
-            wait_for(lambda: hop_labels('livedub_hop_latency_seconds_count{job="livedub"} > 0') == hops, 30,
+            wait_for(lambda: hop_labels('livedub_hop_latency_seconds_count{job="livedub"} > 0') >= hops, 30,
                      "hop latency counts for every hop")
             # the media hops carried records across several scrapes: their rate and quantiles show
             busy = hops - {("session.control", "segment")}
@@ -266,11 +287,279 @@ def test_prometheus_scrapes_the_workers(kafka_stack: KafkaStack, prometheus_stac
             stages = _prom(url, 'livedub_stage_seconds_count{job="livedub",backend="calibrated"} > 0')
             assert {(r["metric"]["stage"], r["metric"]["worker"]) for r in stages} == {
                 (s, s) for s in ("segment", "asr", "translate", "tts", "lipsync")}
-            e2e = wait_for(lambda: _prom(url, 'livedub_e2e_latency_seconds_count{job="livedub"} > 0'), 30,
-                           "the e2e latency histogram")
-            assert [(r["metric"]["target_lang"], r["metric"]["worker"], r["value"][1]) for r in e2e] == [
-                ("es", "lipsync", str(n))]  # one per dubbed segment
+            def e2e():
+                return [(r["metric"]["target_lang"], r["metric"]["worker"], r["value"][1])
+                        for r in _prom(url, 'livedub_e2e_latency_seconds_count{job="livedub"}')]
+
+            wait_for(lambda: e2e() == [("es", "lipsync", str(n))], 30,  # one per dubbed segment
+                     f"{n} segments in the e2e latency histogram")
             assert _prom(url, "histogram_quantile(0.99, sum by (le) "
                               '(rate(livedub_e2e_latency_seconds_bucket{job="livedub",target_lang="es"}[1m])))')
         finally:
             prometheus_stack.set_targets()
+
+
+# -- a client that is not ours -------------------------------------------------------------------------
+
+SCHEMAS = ROOT / "schemas"
+
+
+class ForeignClient:
+    """What any Kafka client can do with the .avsc files and the registry's HTTP API: no LiveDub code.
+
+    Confluent wire format by hand: magic byte 0, the schema id as 4 bytes big-endian, the Avro body.
+    Records keyed by session id, partitioned with murmur2 (the Java client's default) so a session
+    lands on the same partition number as LiveDub's own producers put it.
+    """
+
+    def __init__(self, bootstrap: str, registry_url: str, prefix: str) -> None:
+        import fastavro
+
+        self.fastavro = fastavro
+        self.registry_url = registry_url
+        self.prefix = prefix
+        self.producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
+                                  "linger.ms": 0, "message.max.bytes": 4_000_000})
+        self.ids: dict[str, tuple[int, object]] = {}
+
+    def _schema(self, topic: str, avsc: str) -> tuple[int, object]:
+        if topic not in self.ids:
+            text = (SCHEMAS / avsc).read_text()
+            r = requests.post(f"{self.registry_url}/subjects/{topic}-value/versions", json={"schema": text},
+                              headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, timeout=10)
+            r.raise_for_status()
+            self.ids[topic] = (r.json()["id"], self.fastavro.parse_schema(json.loads(text)))
+        return self.ids[topic]
+
+    def send(self, hop: str, avsc: str, key: str, value: dict) -> None:
+        topic = self.prefix + hop
+        schema_id, schema = self._schema(topic, avsc)
+        buf = io.BytesIO()
+        buf.write(b"\x00" + schema_id.to_bytes(4, "big"))
+        self.fastavro.schemaless_writer(buf, schema, value)
+        self.producer.produce(topic, key=key.encode(), value=buf.getvalue())
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0
+
+
+def _kcat() -> str:
+    kcat = shutil.which("kcat")
+    if kcat is None:  # a fresh machine: the Debian package, as scripts/install_kafka.sh installs it
+        subprocess.run(["bash", str(ROOT / "scripts" / "install_kafka.sh"), "--kcat"], check=True, timeout=600)
+        kcat = shutil.which("kcat")
+    assert kcat, "kcat not installed"
+    return kcat
+
+
+def test_a_foreign_client_publishes_and_kcat_reads_the_output(kafka_stack: KafkaStack, topics: Topics,
+                                                                tmp_path: Path, model_cache: Path):
+    import cv2
+
+    env = env_for(kafka_stack.env, topics)
+    session, fps, n_frames, chunk_s, rate = "foreign-1", 25, 25, 0.25, 16000
+    with _calibrated(kafka_stack, topics, tmp_path, model_cache) as w:
+        w.start()
+        sub = subscribe(env, session, "es", tmp_path / "foreign.mp4")
+        try:
+            c = ForeignClient(kafka_stack.bootstrap, kafka_stack.registry_url, topics.prefix)
+            now = time.time()
+            c.send("session.control", "SessionControl.avsc", session,
+                   {"session_id": session, "action": "start", "target_langs": ["es"], "source_lang": "en",
+                    "at": now})
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 32767).astype("<i2")
+            chunks = [tone[i:i + int(chunk_s * rate)] for i in range(0, rate, int(chunk_s * rate))]
+            for seq, pcm in enumerate(chunks):
+                c.send("media.audio", "AudioChunk.avsc", session,
+                       {"session_id": session, "seq": seq, "pts_s": seq * chunk_s, "sample_rate": rate,
+                        "pcm": pcm.tobytes(), "captured_at": now, "produced_at": time.time()})
+            for seq in range(n_frames):
+                img = np.full((120, 160, 3), (seq * 10) % 256, np.uint8)
+                _, jpeg = cv2.imencode(".jpg", img)
+                c.send("media.video", "VideoFrame.avsc", session,
+                       {"session_id": session, "seq": seq, "pts_s": seq / fps, "width": 160, "height": 120,
+                        "encoding": "jpeg", "data": jpeg.tobytes(), "produced_at": time.time()})
+            # end of the session: a record with seq -1 on each media topic, then a stop
+            c.send("media.audio", "AudioChunk.avsc", session,
+                   {"session_id": session, "seq": -1, "pts_s": 1.0, "sample_rate": rate, "pcm": b"",
+                    "captured_at": time.time(), "produced_at": time.time()})
+            c.send("media.video", "VideoFrame.avsc", session,
+                   {"session_id": session, "seq": -1, "pts_s": 1.0, "width": 0, "height": 0, "encoding": "jpeg",
+                    "data": b"", "produced_at": time.time()})
+            c.send("session.control", "SessionControl.avsc", session,
+                   {"session_id": session, "action": "stop", "target_langs": ["es"], "source_lang": "en",
+                    "at": time.time()})
+            c.flush()
+            segments, frames, _ = _summary(finish(sub, 120))
+        finally:
+            stop(sub)
+    assert (segments, frames) == (len(chunks), n_frames)
+    info = probe(tmp_path / "foreign.mp4")
+    assert info.has_video and info.duration_s == pytest.approx(1.0, abs=0.1)
+
+    # kcat reads the output topic: list the session's records (key, partition, offset, size) ...
+    kcat = _kcat()
+    base = [kcat, "-C", "-b", kafka_stack.bootstrap, "-t", topics.dubbed_video, "-e", "-q"]
+    listing = subprocess.run([*base, "-f", "%k %p %o %S\n"], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    mine = [line.split() for line in listing.stdout.splitlines() if line.startswith(session + " ")]
+    assert len(mine) == n_frames + 1  # every frame and the end marker, all on one partition
+    assert len({p for _, p, _, _ in mine}) == 1
+    _, part, offset, _ = mine[0]
+    features = subprocess.run([kcat, "-V"], capture_output=True, text=True).stdout
+    if "avro" in features:  # a kcat built with libserdes decodes through the registry's ccompat API
+        decoded = subprocess.run([*base, "-p", part, "-o", offset, "-c", "1", "-s", "value=avro",
+                                  "-r", kafka_stack.registry_url, "-f", "%s\n"],
+                                 capture_output=True, text=True, timeout=60)
+        assert decoded.returncode == 0, decoded.stderr
+        assert json.loads(decoded.stdout)["session_id"] == session
+    # ... and dump one record's raw value (Debian's kcat has no Avro support): the wire format by hand
+    raw = subprocess.run([*base, "-p", part, "-o", offset, "-c", "1", "-f", "%s"], capture_output=True,
+                         timeout=60).stdout
+    assert raw[0] == 0
+    schema_id = int.from_bytes(raw[1:5], "big")
+    r = requests.get(f"{kafka_stack.registry_url}/schemas/ids/{schema_id}", timeout=10)
+    r.raise_for_status()
+    import fastavro
+
+    value = fastavro.schemaless_reader(io.BytesIO(raw[5:]), fastavro.parse_schema(json.loads(r.json()["schema"])))
+    assert value["session_id"] == session and value["target_lang"] == "es" and value["frame_seq"] == 0
+    assert value["encoding"] == "jpeg" and value["data"][:2] == b"\xff\xd8"  # a JPEG
+
+
+# -- the real stages, two live sessions at once --------------------------------------------------------
+
+TEXT_B = "Good morning everyone. The weather is very nice today."
+
+
+def _flipped_sample(path: Path, text: str, size: int) -> Path:
+    """A second talking-face clip that differs from the sample in every frame (mirrored) and in speech."""
+    import cv2
+
+    from workers.media.sample import make_sample
+    from workers.media.writer import OutputWriter
+
+    plain = path.with_name(f"{path.stem}.plain.mp4")
+    make_sample(plain, seconds=4, size=size, text=text)
+    info = probe(plain)
+    with OutputWriter(path, info, audio_rate=16000) as w:
+        for f in iter_video(plain, "x"):
+            w.write_video(cv2.flip(decode_frame(f), 1), f.pts_s)
+        w.write_audio(_audio(plain))
+    return path
+
+
+def _top_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of the top third (above the mouth, which lip sync re-animates)."""
+    h = a.shape[0] // 3
+    return float(np.abs(a[:h].astype(np.int16) - b[:h].astype(np.int16)).mean())
+
+
+@pytest.mark.slow
+def test_two_live_sessions_through_the_real_stages(kafka_stack: KafkaStack, topics: Topics, registry_client,
+                                                   tmp_path: Path, model_cache: Path):
+    import asyncio
+
+    from tests.integration.kafka_io import histogram, quantile
+    from tests.support.clips import sample_clip
+    from workers.asr.faster_whisper import FasterWhisper
+    from workers.dub import dub_file
+    from workers.pipeline import Pipeline
+    from workers.settings import load_settings
+
+    size = 320
+    clips = {"alice": sample_clip(seconds=4, size=size), "bob": _flipped_sample(tmp_path / "bob.mp4", TEXT_B, size)}
+    langs = {"alice": ["es"], "bob": ["es", "fr"]}
+    env = env_for(kafka_stack.env, topics)
+    outs = {(s, lang): tmp_path / f"{s}.{lang}.mp4" for s in clips for lang in langs[s]}
+    t0 = time.monotonic()
+    with Workers(kafka_stack.env, topics.prefix, tmp_path / "logs", cache_dir=model_cache,
+                 partitions=topics.partitions) as w:
+        w.start()
+        ready_s = time.monotonic() - t0
+        subs = {k: subscribe(env, k[0], k[1], out, idle_timeout=180) for k, out in outs.items()}
+        try:
+            t1 = time.monotonic()
+            # both sessions live at once, at real-time pace, from two publisher processes
+            pubs = [publish(env, clips[s], s, langs[s], fast=False) for s in clips]
+            for p in pubs:
+                finish(p, 120)
+            media_s = time.monotonic() - t1
+            summaries = {k: _summary(finish(p, 300)) for k, p in subs.items()}
+            wall_s = time.monotonic() - t1
+        finally:
+            stop(*subs.values())
+        metrics = {stage: w.metrics(stage) for stage in w.ports}
+
+    # What each viewer gets: every frame, as long as the input, from its own clip, in its language.
+    src_frames = {s: _frames(c) for s, c in clips.items()}
+    settings = load_settings(cache_dir=model_cache)
+    asr = FasterWhisper(settings)
+    heard = {}
+    for (s, lang), out in outs.items():
+        other = "bob" if s == "alice" else "alice"
+        i, o = probe(clips[s]), probe(out)
+        assert o.has_audio and o.has_video and (o.width, o.height) == (i.width, i.height)
+        assert o.fps == pytest.approx(i.fps, rel=1e-3)
+        assert o.duration_s == pytest.approx(i.duration_s, abs=0.15)
+        frames = _frames(out)
+        assert len(frames) == len(src_frames[s]) == summaries[(s, lang)][1]
+        own = [_top_diff(f, g) for f, g in zip(frames, src_frames[s], strict=True)]
+        cross = [_top_diff(f, g) for f, g in zip(frames, src_frames[other], strict=False)]
+        assert max(own) < 4.0 and min(cross) > 4 * max(own), (max(own), min(cross))
+        heard[(s, lang)] = asr.transcribe(_audio(out), None)
+        assert heard[(s, lang)].language == lang, heard[(s, lang)]
+
+    # On the wire: every topic keyed by a session carries only that session; frames in order.
+    transcripts = {s: [t for t in session_records(kafka_stack.bootstrap, registry_client, topics,
+                                                   topics.transcripts, s) if t.seq >= 0] for s in clips}
+    text = {s: " ".join(t.text for t in ts).lower() for s, ts in transcripts.items()}
+    assert "moon" in text["alice"] and "weather" not in text["alice"], text
+    assert "weather" in text["bob"] and "moon" not in text["bob"], text
+    kafka_segments = {}
+    for s in clips:
+        speech = session_records(kafka_stack.bootstrap, registry_client, topics, topics.dubbed_speech, s)
+        video = session_records(kafka_stack.bootstrap, registry_client, topics, topics.dubbed_video, s)
+        assert {r.session_id for r in speech + video} == {s}
+        for lang in langs[s]:
+            seqs = [f.frame_seq for f in video if isinstance(f, DubbedFrame) and f.target_lang == lang]
+            assert seqs[-1] == -1 and seqs[:-1] == list(range(len(src_frames[s])))  # ordered, complete, once
+            kafka_segments[(s, lang)] = [(d.seq, round(d.start_s, 4), round(d.end_s, 4)) for d in speech
+                                         if isinstance(d, DubbedSpeech) and d.target_lang == lang and d.seq >= 0]
+            assert len(kafka_segments[(s, lang)]) == summaries[(s, lang)][0] >= 2
+
+    # `livedub dub` (embedded, same stages) cuts and dubs the same segments.
+    pipeline = Pipeline.build(settings)
+    pipeline.load()
+    try:
+        for s, clip in clips.items():
+            res = asyncio.run(dub_file(clip, langs[s], settings, out=tmp_path / f"embedded.{s}.{{lang}}.mp4",
+                                       pipeline=pipeline))
+            for lang in langs[s]:
+                embedded = [(g.seq, round(g.start_s, 4), round(g.end_s, 4)) for g in res.report.segments
+                            if g.lang == lang]
+                assert kafka_segments[(s, lang)] == embedded, (s, lang)
+    finally:
+        pipeline.close()
+
+    # Latency, from the workers' own histograms (shown with -s; kept in latency.json).
+    report: dict[str, object] = {"workers_ready_s": round(ready_s, 1), "publish_s": round(media_s, 1),
+                                 "all_outputs_s": round(wall_s, 1)}
+    for text_ in metrics.values():
+        for name, key in (("livedub_hop_latency_seconds", "hop"), ("livedub_stage_seconds", "stage"),
+                          ("livedub_e2e_latency_seconds", "e2e")):
+            for labels, buckets in histogram(text_, name).items():
+                n = buckets[float("inf")]
+                if n:
+                    label = ",".join(v for _, v in labels)
+                    report[f"{key} {label}"] = {"n": int(n), "p50_ms": round(1000 * quantile(buckets, 0.5), 1),
+                                                "p99_ms": round(1000 * quantile(buckets, 0.99), 1)}
+    (tmp_path / "latency.json").write_text(json.dumps(report, indent=1))
+    print("\nKafka, real stages, 2 live sessions (es; es+fr):")
+    for k, v in report.items():
+        print(f"  {k}: {v}")
+    e2e = histogram(metrics["lipsync"], "livedub_e2e_latency_seconds")
+    assert {dict(k)["target_lang"]: b[float("inf")] for k, b in e2e.items()} == {
+        "es": len(kafka_segments[("alice", "es")]) + len(kafka_segments[("bob", "es")]),
+        "fr": len(kafka_segments[("bob", "fr")])}

@@ -111,3 +111,87 @@ def test_murmur2_matches_the_java_client(key, java):
     h = murmur2(key.encode())
     assert (h - 2**32 if h >= 2**31 else h) == java
     assert 0 <= partition_for(key.encode(), 12) < 12
+
+
+async def _feed(step, records, held=None):
+    """Handle records one by one as the agent does; (outputs, retained key -> record still held)."""
+    out, held = [], {} if held is None else held
+    for rec in records:
+        out += await step.handle(rec)
+        key = step.retained()
+        if key is not None:
+            held[key] = rec
+        for k in step.released():
+            held.pop(k)
+    return out, held
+
+
+def _lipsync_inputs(sid="s1", langs=("es", "fr")):
+    """What the lipsync agent consumes for a session, speech interleaved with the frames it covers."""
+    steps = _steps()
+    audio, video = _session_records(sid, langs)
+    speech = []
+
+    async def upstream():
+        for rec in audio:
+            for seg in await steps["segment"].handle(rec):
+                for tr in await steps["asr"].handle(seg):
+                    for tl in await steps["translate"].handle(tr):
+                        speech.extend(await steps["tts"].handle(tl))
+
+    asyncio.run(upstream())
+    records, frames = [video[0]], video[1:]
+    for i, f in enumerate(frames):
+        records.append(f)
+        if i % 10 == 9:  # each 0.5 s segment's speech once its frames are in (ends last: markers)
+            records += [s for s in speech if not is_end(s) and s.seq == i // 10]
+    return [*records, *[s for s in speech if is_end(s)]]
+
+
+def test_stateful_steps_retain_inputs_until_their_state_no_longer_needs_them():
+    steps = _steps()
+    audio, _ = _session_records("s1", ("es",))
+    _, held = asyncio.run(_feed(steps["segment"], audio[:-1]))
+    assert set(held) == {("start", "s1"), *(("audio", "s1", i) for i in range(4))}  # an open session keeps all
+    asyncio.run(_feed(steps["segment"], audio[-1:], held))
+    assert held == {} and steps["segment"].held == {}  # its end releases everything
+
+    records = _lipsync_inputs()
+    lip = steps["lipsync"]
+    _, held = asyncio.run(_feed(lip, records[:25]))  # 20 frames and the first segment's speech in
+    frames_held = sorted(k[2] for k in held if k[0] == "frame")
+    assert frames_held and min(frames_held) >= 10  # frames emitted for both languages are released
+    assert ("start", "s1", 0) in held
+    asyncio.run(_feed(lip, records[25:], held))
+    assert held == {}  # all released once the session is done
+
+
+def test_a_fresh_lipsync_step_fed_the_unreleased_inputs_completes_the_session():
+    """What a restart does: a new worker consumes from the oldest record not released (Kafka replays
+    everything from there) and the subscriber drops what it got twice."""
+    records = _lipsync_inputs()
+    first = _steps()["lipsync"]
+    cut = 37
+    out1, held = asyncio.run(_feed(first, records[:cut]))
+    ids = {id(r) for r in held.values()}
+    resume = next(i for i, r in enumerate(records) if id(r) in ids)  # the committed offset, roughly
+    out2, _ = asyncio.run(_feed(_steps()["lipsync"], records[resume:]))
+    for lang in ("es", "fr"):
+        seen = {f.frame_seq for f in _frames_by(out1 + out2, "s1", lang) if not is_end(f)}
+        assert seen == set(range(40))
+        assert is_end(_frames_by(out2, "s1", lang)[-1])
+
+
+def test_a_session_whose_publisher_died_is_ended_after_it_idles():
+    steps = _steps()
+    audio, video = _session_records("s1", ("es",))
+    asyncio.run(_feed(steps["segment"], audio[:3]))  # start and two chunks, then nothing
+    asyncio.run(_feed(steps["lipsync"], video[:10]))
+    t = max(r.produced_at if hasattr(r, "produced_at") else r.at for r in audio[:3])
+    assert asyncio.run(steps["segment"].expire(t + 1.0)) == []  # not idle yet
+    out = asyncio.run(steps["segment"].expire(t + 120.0))
+    assert is_end(out[-1]) and steps["segment"].sessions == {} and steps["segment"].held == {}
+    assert sorted(steps["segment"].released()) == sorted([("start", "s1"), ("audio", "s1", 0), ("audio", "s1", 1)])
+    out = asyncio.run(steps["lipsync"].expire(t + 120.0))
+    assert [f.frame_seq for f in out] == [*range(9), END]  # what was buffered, then the end marker
+    assert steps["lipsync"].joiners == {} and len(steps["lipsync"].released()) == 10
