@@ -16,6 +16,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.bench import histogram_quantile
 from streams.codecs import decode
 from streams.registry import SchemaRegistryClient
 from streams.subscribe import partition_for
@@ -133,18 +134,5 @@ def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...],
 
 
 def quantile(buckets: dict[float, float], q: float) -> float:
-    """histogram_quantile over cumulative buckets (linear inside a bucket, as Prometheus does)."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    if not total:
-        return float("nan")
-    rank = q * total
-    prev_b, prev_c = 0.0, 0.0
-    for b in bounds:
-        c = buckets[b]
-        if c >= rank:
-            if b == float("inf"):
-                return prev_b
-            return prev_b + (b - prev_b) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 0.0)
-        prev_b, prev_c = b, c
-    return bounds[-1]
+    """Prometheus-style histogram_quantile over cumulative buckets (the benchmark's own)."""
+    return histogram_quantile(q, buckets)

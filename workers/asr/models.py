@@ -58,12 +58,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(sources: Sequence[Path]) -> dict[str, list[int]]:
-    out = {}
-    for p in sources:
-        st = p.stat()
-        out[str(p)] = [st.st_size, st.st_mtime_ns]
-    return out
+def _fingerprint(sources: Sequence[Path]) -> dict[str, int]:
+    """Source identity by name and size: not path or mtime, so several installs (a CI clone's
+    venv beside a developer's) share one cache instead of rebuilding it in turn; the built
+    file itself is verified by its sha256 on every load."""
+    return {p.name: p.stat().st_size for p in sources}
 
 
 def sidecar_path(dest: Path) -> Path:
