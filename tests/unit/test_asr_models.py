@@ -112,7 +112,7 @@ def test_packaged_base_is_joined_once_and_rejoined_when_corrupt(tmp_path):
     assert model_dir == tmp_path / "models" / "whisper-base"
     assert {"config.json", "tokenizer.json", "vocabulary.json"} <= {p.name for p in model_dir.iterdir()}
     meta = json.loads(sidecar_path(model).read_text())
-    assert model.stat().st_size == meta["size"] == sum(s for s, _ in meta["sources"].values())
+    assert model.stat().st_size == meta["size"] == sum(meta["sources"].values())
     first = model.stat()
     resolved = resolve("base", tmp_path)
     assert resolved.source == str(model_dir) and resolved.local and not resolved.english_only
