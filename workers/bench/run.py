@@ -259,6 +259,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for mode in ("sequential", "pipelined"):
             lat = p[mode]["realtime"]["latency_per_segment_s"]
             ax.plot(range(len(lat)), lat, marker="o", ms=3, label=f"{mode} (p50 {p[mode]['e2e_p50_s']:.2f} s)")
+        if "kafka" in p:
+            lat = p["kafka"]["latency_per_segment_s"]
+            ax.plot(range(len(lat)), lat, marker="^", ms=3, label=f"kafka (p50 {p['kafka']['e2e_p50_s']:.2f} s)")
         ax.axhline(p["sum_service_s"], ls="--", c="grey", lw=1, label="Σ stage service time")
         ax.set_title(f"{name}: throughput x{p['speedup_throughput']:.2f} (bound {p['bound']:.2f})")
         ax.set_xlabel("segment")
