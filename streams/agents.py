@@ -21,6 +21,7 @@ from typing import Any
 import faust
 
 from monitoring.metrics import Metrics
+from streams.app import RECEIVED_AT
 from streams.codecs import SchemaSource, decode
 from streams.topics import DeadLetter, Topics, record_key
 from workers.errors import ConfigError, LiveDubError, ModelLoadError
@@ -181,11 +182,8 @@ def attach(
 
 
 def _received_at(msg: Any) -> float:
-    """Wall clock when the consumer fetched the message (Faust's monitor stamps it, monotonic), so
-    waiting behind a busy stage is not counted as transport."""
-    if msg.time_in is None:
-        return time.time()
-    return time.time() - (time.monotonic() - msg.time_in)
+    """Wall clock when the consumer handed the message to the stream (not when the agent took it)."""
+    return RECEIVED_AT.get(msg, time.time())
 
 
 def _produced_at(record: Record, msg: Any) -> float:

@@ -9,9 +9,12 @@ and /readyz on `settings.http_port`.
 from __future__ import annotations
 
 import ssl
+import time
+import weakref
 from typing import Any
 
 import faust
+from mode.utils.queues import ThrowableQueue
 
 from workers.settings import KafkaSettings, Settings
 
@@ -33,6 +36,32 @@ LATENCY_TUNING: dict[str, Any] = {
     "topic_allow_declare": False,  # our topics are created with the right partitions by `livedub topics`
     "topic_disable_leader": True,
 }
+
+
+#: wall clock at which each message entered its stream's buffer, i.e. left the consumer. Faust's own
+#: `Message.time_in` is stamped when the agent *takes* the message, which counts the wait behind a
+#: busy stage as transport.
+RECEIVED_AT: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+class _ReceiptStampingQueue(ThrowableQueue):
+    """A stream buffer that notes when each event was delivered into it."""
+
+    def put_nowait_enhanced(self, value: Any, **kwargs: Any) -> bool:
+        RECEIVED_AT[value.message] = time.time()
+        return super().put_nowait_enhanced(value, **kwargs)
+
+    async def put(self, value: Any) -> None:
+        if hasattr(value, "message"):
+            RECEIVED_AT[value.message] = time.time()
+        await super().put(value)
+
+
+class LiveDubApp(faust.App):
+    """faust.App whose stream buffers stamp the receipt time used for per-hop latency."""
+
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue:
+        return _ReceiptStampingQueue(maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume)
 
 
 def group_id(stage: str, prefix: str = "livedub.") -> str:
@@ -80,4 +109,4 @@ def create_app(settings: Settings, stage: str, **overrides: Any) -> faust.App:
         "store": "memory://",
         **overrides,
     }
-    return faust.App(group_id(stage, settings.topics.prefix), **conf)
+    return LiveDubApp(group_id(stage, settings.topics.prefix), **conf)

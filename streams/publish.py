@@ -50,6 +50,10 @@ class RecordProducer:
         self.topics = topics or topics_from_settings(settings)
         self.registry = SchemaRegistryClient.from_settings(settings.schema_registry)
         self.producer = Producer(producer_config(settings))
+        try:  # connect and learn partition leaders now, not on the session's first record
+            self.producer.list_topics(timeout=10)
+        except KafkaException as e:
+            raise TransportError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {e}") from e
         self._ids: dict[str, int] = {}
         self.errors: list[str] = []
 
