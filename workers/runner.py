@@ -67,6 +67,7 @@ class RunReport:
     segments: list[SegmentTiming] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU seconds of the run, where the caller measured it (benchmark)
 
 
 @dataclass
