@@ -25,10 +25,6 @@ from workers.settings import load_settings
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    return load_settings(cache_dir=tmp_path_factory.mktemp("cache"))
-
 
 @pytest.fixture(scope="module")
 def pipeline(settings):

@@ -21,10 +21,6 @@ FOX = "The quick brown fox jumps over the lazy dog."
 SPANISH = "Buenos días. Me llamo Juan y vivo en Madrid con mi familia."
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    return load_settings(cache_dir=tmp_path_factory.mktemp("cache"))
-
 
 @pytest.fixture(scope="module")
 def whisper(settings):

@@ -7,15 +7,9 @@ import pytest
 from workers.errors import StageError, UnsupportedLanguageError
 from workers.records import Transcript
 from workers.registry import backend_class, create_stage
-from workers.settings import load_settings
 from workers.translate import apertium as apertium_module
 from workers.translate.apertium import Apertium
 from workers.translate.languages import choose_modes, parse_apertium_mode, to_iso1
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    return load_settings(cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

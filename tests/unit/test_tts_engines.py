@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import ClassVar
 
@@ -13,7 +12,6 @@ from tests.support.tts_audio import rms
 from workers.errors import BadInputError, ModelLoadError, UnsupportedLanguageError
 from workers.records import Translation
 from workers.registry import backend_class, create_stage
-from workers.settings import load_settings
 from workers.tts.auto import AutoTts
 from workers.tts.espeak import Espeak, parse_voices, words_per_minute
 from workers.tts.fit import MOUTH_RATE
@@ -21,13 +19,7 @@ from workers.tts.piper import Piper
 from workers.tts.voices import parse_wav
 
 FOX = "The quick brown fox jumps over the lazy dog."
-# Piper's phoneme timings need the `onnx` package to patch the voice (see workers/tts/piper.py).
-needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx not installed")
 
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    return load_settings(cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +61,6 @@ def test_piper_speaks_english(piper):
     assert rms(syn.audio) > 0.05
 
 
-@needs_onnx
 def test_piper_gives_phoneme_timings(piper):
     syn = piper.synthesize(FOX, "en")
     duration = len(syn.audio) / syn.sample_rate
@@ -172,7 +163,6 @@ class NothingAuto(AutoTts):
     PARTS: ClassVar = (BrokenPiper,)
 
 
-@needs_onnx
 def test_auto_passes_piper_phoneme_timings_through(auto):
     assert auto.synthesize(FOX, "en").phonemes is not None
 
