@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.bench import histogram_quantile
 from streams.codecs import decode
@@ -78,6 +78,24 @@ def stop(*procs: subprocess.Popen[str]) -> None:
                 p.wait()
 
 
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 20.0) -> tuple[int, int]:
+    """Low/high watermarks, riding out retriable errors (a just-created topic may have no leader yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            transient = isinstance(err, KafkaError) and (err.retriable() or err.code() in _NO_LEADER_YET)
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str,
                         timeout: float = 30.0) -> list[tuple[int, bytes]]:
     """(offset, value bytes) of every record keyed `session` on `topic`, from the start to the end now."""
@@ -85,7 +103,7 @@ def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})
     try:
-        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+        lo, hi = _watermarks(consumer, TopicPartition(topic, part))
         consumer.assign([TopicPartition(topic, part, lo)])
         out: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + timeout
