@@ -26,6 +26,7 @@ from streams.codecs import SchemaSource, decode
 from streams.topics import DeadLetter, Topics, record_key
 from workers.errors import ConfigError, LiveDubError, ModelLoadError
 from workers.records import Record
+from workers.retry import with_retries
 from workers.streaming import SESSION_IDLE_S, LipsyncStep, Step, record_time
 
 log = logging.getLogger(__name__)
@@ -85,16 +86,6 @@ def attach(
             original_key=msg.key, original_value=msg.value or b"",
         ))
 
-    async def handle(record: Record) -> list[Record]:
-        for attempt in range(RETRIES + 1):
-            try:
-                return await step.handle(record)
-            except LiveDubError as e:
-                if not e.retryable or attempt == RETRIES or isinstance(e, ConfigError | ModelLoadError):
-                    raise
-                log.warning("%s: %s (retry %d)", stage, e, attempt + 1)
-        return []
-
     async def send(outs: list[Record]) -> None:
         for o in outs:  # stamped at send time: the next hop's latency is transport, not batching
             await sink.send(key=record_key(o), value=o.replace(produced_at=time.time()))
@@ -111,7 +102,7 @@ def attach(
             max(0.0, _received_at(msg) - _produced_at(record, msg)))
         state.clock = max(state.clock, record_time(record))
         try:
-            outs = await handle(record)
+            outs = await with_retries(lambda: step.handle(record), RETRIES, stage, backoff_s=0.0)
         except (ConfigError, ModelLoadError):
             raise  # the worker cannot work: crash loudly, Kubernetes restarts it
         except LiveDubError as e:
@@ -188,5 +179,4 @@ def _received_at(msg: Any) -> float:
 
 def _produced_at(record: Record, msg: Any) -> float:
     """The producer's wall clock for this record: its own field, else the Kafka timestamp."""
-    at = getattr(record, "produced_at", None) or getattr(record, "at", None)
-    return at if at else (msg.timestamp or time.time())
+    return record_time(record, default=msg.timestamp or time.time())

@@ -28,6 +28,7 @@ from workers.errors import ConfigError, LiveDubError, ModelLoadError
 from workers.lipsync.stage import LipsyncJob
 from workers.pipeline import FrameSource, Pipeline, Sink
 from workers.records import AudioChunk, DubbedSpeech, SessionControl, SpeechSegment, VideoFrame
+from workers.retry import with_retries
 from workers.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -102,20 +103,15 @@ class Runner:
     # -- shared pieces ---------------------------------------------------
     async def _call(self, stage: Stage, record: Any) -> list[Any]:
         """`stage.process` with the run's error policy; [] means the record was dropped."""
-        for attempt in range(self.retries + 1):
-            try:
-                return await stage.process(record)
-            except (ConfigError, ModelLoadError):
-                raise
-            except LiveDubError as e:
-                if e.retryable and attempt < self.retries:
-                    log.warning("%s: %s (retrying)", stage.name, e)
-                    await asyncio.sleep(0.1 * 2**attempt)
-                    continue
-                what = f"{stage.name}: {_describe(record)}: {e}"
-                log.warning("dropped %s; the source is kept for that span", what)
-                self.report.dropped.append(what)
-                return []
+        try:
+            return await with_retries(lambda: stage.process(record), self.retries, stage.name)
+        except (ConfigError, ModelLoadError):
+            raise
+        except LiveDubError as e:
+            what = f"{stage.name}: {_describe(record)}: {e}"
+            log.warning("dropped %s; the source is kept for that span", what)
+            self.report.dropped.append(what)
+            return []
         return []
 
     async def _segments_of(self, chunk: AudioChunk) -> list[SpeechSegment]:

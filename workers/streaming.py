@@ -18,6 +18,7 @@ from typing import Any
 from workers.errors import BadInputError
 from workers.lipsync.join import FrameJoiner, Ready
 from workers.lipsync.stage import LipsyncJob, LipsyncStage
+from workers.media.frames import decode_frame, encode_frame
 from workers.records import (
     AudioChunk,
     DubbedFrame,
@@ -40,9 +41,11 @@ MAX_EARLY_CHUNKS = 600  # audio buffered for a session whose start has not arriv
 SESSION_IDLE_S = 60.0  # a session with no record for this long (stream time) is ended by expire()
 
 
-def record_time(record: Record) -> float:
-    """When a record was produced (wall clock): the stream time that session expiry runs on."""
-    return getattr(record, "produced_at", None) or getattr(record, "at", None) or now()
+def record_time(record: Record, default: float | None = None) -> float:
+    """When a record was produced (wall clock): the stream time that session expiry runs on.
+
+    Records without a time of their own get `default`, else now."""
+    return getattr(record, "produced_at", None) or getattr(record, "at", None) or (default or now())
 
 
 def is_end(record: Record) -> bool:
@@ -178,15 +181,20 @@ class SegmentStep(Step):
             marker = SpeechSegment(sid, END, record.pts_s, record.pts_s, 16000, b"",
                                    "end_of_stream", ctl.target_langs, ctl.source_lang, now())
             return [*segs, marker]
-        if record.seq <= self.last_seq.get(sid, -1):
-            self.duplicates += 1  # a replayed chunk: the segmenter has it already
+        if self._replayed(record):
             return []
         self._hold(sid, ("audio", sid, record.seq))
         return await self._audio(record)
 
-    async def _audio(self, chunk: AudioChunk) -> list[Record]:
+    def _replayed(self, chunk: AudioChunk) -> bool:
+        """A chunk the segmenter has already taken (at-least-once delivery)."""
         if chunk.seq <= self.last_seq.get(chunk.session_id, -1):
             self.duplicates += 1
+            return True
+        return False
+
+    async def _audio(self, chunk: AudioChunk) -> list[Record]:
+        if self._replayed(chunk):  # early chunks reach here without the check in _handle
             return []
         self.last_seq[chunk.session_id] = chunk.seq
         self.end_pts[chunk.session_id] = chunk.pts_s + chunk.duration_s
@@ -340,10 +348,7 @@ class LipsyncStep(Step):
             out += await self._emit(sid, j.finish(tuple(done)))
             out += [DubbedFrame(sid, END, END, float("inf"), lang, 0, 0, self.encoding, b"", True, now())
                     for lang in sorted(done)]
-            for lang in done:
-                j.pending.pop(lang, None)
-                j.pos.pop(lang, None)
-            j.langs = tuple(lang for lang in j.langs if lang not in done)
+            j.remove_langs(tuple(done))
             done.clear()
             if not j.langs:
                 self._drop(sid)
@@ -370,11 +375,7 @@ class LipsyncStep(Step):
         return out
 
     def _passthrough(self, f: VideoFrame, lang: str) -> DubbedFrame:
-        data = f.data
-        if f.encoding != self.encoding:
-            from workers.media.frames import decode_frame, encode_frame
-
-            data = encode_frame(decode_frame(f), self.encoding)
+        data = f.data if f.encoding == self.encoding else encode_frame(decode_frame(f), self.encoding)
         return DubbedFrame(f.session_id, self.PASSTHROUGH, f.seq, f.pts_s, lang, f.width, f.height,
                            self.encoding, data, False, 0.0)
 

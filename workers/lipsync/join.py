@@ -111,6 +111,13 @@ class FrameJoiner:
         self._trim()
         return out
 
+    def remove_langs(self, langs: tuple[str, ...]) -> None:
+        """Languages whose output is complete: frames are no longer kept for them."""
+        for lang in langs:
+            self.pending.pop(lang, None)
+            self.pos.pop(lang, None)
+        self.langs = tuple(lang for lang in self.langs if lang not in langs)
+
     def _overflow(self) -> float | None:
         if self.frames and self.latest_pts - self.frames[0].pts_s > self.max_buffer_s:
             return self.latest_pts - self.max_buffer_s

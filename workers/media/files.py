@@ -9,6 +9,7 @@ stays constant however long the input is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -120,13 +121,13 @@ class FileSink(Sink):
             self.writer.write_video(decode_frame(f), f.pts_s)
 
     def close(self) -> None:
-        while True:
-            item = next(self._src, None) if not len(self._buf) else (None, self._buf)
-            if item is None:
-                break
-            self._buf = np.zeros(0, np.float32)
-            self.writer.write_audio(item[1])
-            self._pos += len(item[1])
+        """Copy the rest of the source audio, then finish the file."""
+        rest, self._buf = self._buf, np.zeros(0, np.float32)
+        for samples in itertools.chain([rest], (samples for _, samples in self._src)):
+            if not len(samples):
+                continue
+            self.writer.write_audio(samples)
+            self._pos += len(samples)
         self.writer.close()
         log.info("wrote %s", self.out)
 
