@@ -119,16 +119,27 @@ def _run(feed: Feed, settings: Settings, realtime: bool, lang: str = "es") -> di
     return out
 
 
+def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
+    """Cumulative buckets of histogram `name` in a /metrics text: labels (without le) -> {le: count}."""
+    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for fam in text_string_to_metric_families(metrics_text):
+        if fam.name != name:
+            continue
+        for s in fam.samples:
+            if s.name == f"{name}_bucket":
+                labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+                out.setdefault(labels, {})[float(s.labels["le"])] = s.value
+    return out
+
+
 def _hop_buckets(texts: dict[str, str]) -> dict[tuple[str, str], dict[float, float]]:
     """Cumulative hop-latency bucket counts per (src, dst), summed over workers."""
     acc: dict[tuple[str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
     for text in texts.values():
-        for fam in text_string_to_metric_families(text):
-            if fam.name != "livedub_hop_latency_seconds":
-                continue
-            for s in fam.samples:
-                if s.name.endswith("_bucket"):
-                    acc[(s.labels["src"], s.labels["dst"])][float(s.labels["le"])] += s.value
+        for labels, buckets in histogram(text, "livedub_hop_latency_seconds").items():
+            lab = dict(labels)
+            for le, count in buckets.items():
+                acc[(lab["src"], lab["dst"])][le] += count
     return acc
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.bench import histogram_quantile
 from streams.codecs import decode
 from streams.registry import SchemaRegistryClient
 from streams.subscribe import partition_for
@@ -134,23 +133,3 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
             return got
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what} (last: {got!r})"
         time.sleep(every)
-
-
-def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
-    """Cumulative buckets of histogram `name` in a /metrics text: labels (without le) -> {le: count}."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-    for fam in text_string_to_metric_families(metrics_text):
-        if fam.name != name:
-            continue
-        for s in fam.samples:
-            if s.name == f"{name}_bucket":
-                labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
-                out.setdefault(labels, {})[float(s.labels["le"])] = s.value
-    return out
-
-
-def quantile(buckets: dict[float, float], q: float) -> float:
-    """Prometheus-style histogram_quantile over cumulative buckets (the benchmark's own)."""
-    return histogram_quantile(q, buckets)

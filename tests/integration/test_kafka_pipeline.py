@@ -461,7 +461,7 @@ def test_two_live_sessions_through_the_real_stages(kafka_stack: KafkaStack, topi
                                                    tmp_path: Path, model_cache: Path):
     import asyncio
 
-    from tests.integration.kafka_io import histogram, quantile
+    from streams.bench import histogram, histogram_quantile
     from tests.support.clips import sample_clip
     from workers.asr.faster_whisper import FasterWhisper
     from workers.dub import dub_file
@@ -553,8 +553,11 @@ def test_two_live_sessions_through_the_real_stages(kafka_stack: KafkaStack, topi
                 n = buckets[float("inf")]
                 if n:
                     label = ",".join(v for _, v in labels)
-                    report[f"{key} {label}"] = {"n": int(n), "p50_ms": round(1000 * quantile(buckets, 0.5), 1),
-                                                "p99_ms": round(1000 * quantile(buckets, 0.99), 1)}
+                    report[f"{key} {label}"] = {
+                        "n": int(n),
+                        "p50_ms": round(1000 * histogram_quantile(0.5, buckets), 1),
+                        "p99_ms": round(1000 * histogram_quantile(0.99, buckets), 1),
+                    }
     (tmp_path / "latency.json").write_text(json.dumps(report, indent=1))
     print("\nKafka, real stages, 2 live sessions (es; es+fr):")
     for k, v in report.items():
