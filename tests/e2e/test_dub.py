@@ -25,7 +25,6 @@ from workers.settings import load_settings
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture(scope="module")
 def pipeline(settings):
     p = Pipeline.build(settings)
@@ -35,10 +34,8 @@ def pipeline(settings):
 
 
 @pytest.fixture(scope="module")
-def asr(settings):
-    b = FasterWhisper(settings)
-    b.load()
-    return b
+def asr(loaded):
+    return loaded(FasterWhisper)
 
 
 @pytest.fixture(scope="module")

@@ -21,29 +21,19 @@ FOX = "The quick brown fox jumps over the lazy dog."
 SPANISH = "Buenos días. Me llamo Juan y vivo en Madrid con mi familia."
 
 
-
 @pytest.fixture(scope="module")
-def whisper(settings):
-    asr = FasterWhisper(settings)
-    asr.load()
-    yield asr
-    asr.close()
+def whisper(loaded):
+    return loaded(FasterWhisper)
 
 
 @pytest.fixture(scope="module")
-def fox_audio(settings):
-    piper = Piper(settings)
-    try:
-        return synth_at(piper, FOX, "en", RATE)
-    finally:
-        piper.close()
+def fox_audio(loaded):
+    return synth_at(loaded(Piper), FOX, "en", RATE)
 
 
 @pytest.fixture(scope="module")
-def espeak(settings):
-    e = Espeak(settings)
-    e.load()
-    return e
+def espeak(loaded):
+    return loaded(Espeak)
 
 
 def words(text: str) -> set[str]:

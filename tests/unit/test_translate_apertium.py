@@ -13,10 +13,8 @@ from workers.translate.languages import choose_modes, parse_apertium_mode, to_is
 
 
 @pytest.fixture(scope="module")
-def mt(settings):
-    backend = Apertium(settings)
-    backend.load()
-    return backend
+def mt(loaded):
+    return loaded(Apertium)
 
 
 def test_iso_codes():

@@ -21,28 +21,19 @@ from workers.tts.voices import parse_wav
 FOX = "The quick brown fox jumps over the lazy dog."
 
 
-
 @pytest.fixture(scope="module")
-def piper(settings):
-    p = Piper(settings)
-    p.load()
-    yield p
-    p.close()
+def piper(loaded):
+    return loaded(Piper)
 
 
 @pytest.fixture(scope="module")
-def espeak(settings):
-    e = Espeak(settings)
-    e.load()
-    return e
+def espeak(loaded):
+    return loaded(Espeak)
 
 
 @pytest.fixture(scope="module")
-def auto(settings):
-    a = AutoTts(settings)
-    a.load()
-    yield a
-    a.close()
+def auto(loaded):
+    return loaded(AutoTts)
 
 
 def test_registry_names_resolve():
