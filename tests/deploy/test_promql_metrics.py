@@ -27,30 +27,14 @@ DASHBOARDS = sorted((ROOT / "monitoring" / "dashboards").glob("*.json"))
 RULES = ROOT / "monitoring" / "alerts" / "livedub-rules.yaml"
 
 # Metrics LiveDub's dashboards/rules may use without exporting them, and who provides them.
+# Labels of every NVIDIA DCGM exporter series (GPU operator), mapped to pods.
+DCGM_LABELS = ("gpu", "UUID", "device", "modelName", "Hostname", "namespace", "pod", "container")
 EXTERNAL_METRICS: dict[str, tuple[str, ...]] = {
     # Prometheus: scrape health of every target (job is "livedub-<stage>", set by the chart).
     "up": ("job", "instance", "namespace", "pod", "service", "container", "endpoint"),
     # NVIDIA DCGM exporter (GPU operator): utilisation and framebuffer use per GPU, mapped to pods.
-    "DCGM_FI_DEV_GPU_UTIL": (
-        "gpu",
-        "UUID",
-        "device",
-        "modelName",
-        "Hostname",
-        "namespace",
-        "pod",
-        "container",
-    ),
-    "DCGM_FI_DEV_FB_USED": (
-        "gpu",
-        "UUID",
-        "device",
-        "modelName",
-        "Hostname",
-        "namespace",
-        "pod",
-        "container",
-    ),
+    "DCGM_FI_DEV_GPU_UTIL": DCGM_LABELS,
+    "DCGM_FI_DEV_FB_USED": DCGM_LABELS,
 }
 # Labels Prometheus (Operator) attaches to every scraped series of a worker.
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "container", "endpoint"})
