@@ -1,13 +1,17 @@
 # The two commands README.md promises: `make demo` and `make test`.
 .PHONY: setup setup-all demo test lint bench up down
 
+# the embedded default (no torch): all `make demo` needs
 setup:
 	bash scripts/install.sh
 
-# everything the whole test suite needs: helm/promtool/kubernetes schemas and the Kafka stack
-setup-all: setup
+# everything the whole test suite needs: the model layer (torch, transformers, Optimum), helm,
+# promtool, the Kubernetes schemas, the Kafka stack and the LiveKit meeting server
+setup-all:
+	bash scripts/install.sh --models
 	bash scripts/install_ops_tools.sh
 	bash scripts/install_kafka.sh
+	bash scripts/install_livekit.sh
 
 demo: setup
 	mkdir -p out

@@ -22,7 +22,7 @@ if ! git rev-parse --verify --quiet "$probe^{commit}" >/dev/null \
 fi
 
 deploy/local/registry.sh start
-url="http://127.0.0.1:${LIVEDUB_LOCAL_REGISTRY_PORT:-8081}/apis/ccompat/v7"
+url="http://127.0.0.1:${LOCAL_LIVEDUB_REGISTRY_PORT:-8081}/apis/ccompat/v7"
 args=(check-compat --url "$url")
 [ -n "$ref" ] && args+=(--base-ref "$ref")
 exec "$PY" -m streams.registry "${args[@]}"

@@ -461,6 +461,22 @@ def stages() -> dict:
             ],
             unit="ops",
         ),
+        timeseries(
+            "Replays suppressed",
+            "Outputs not written again, and inputs not processed again, after a restart or rebalance: the "
+            "stage had already written them (read back from its output topic). Non-zero after every crash; "
+            "it keeps every hop free of duplicates.",
+            [target(f"sum by (stage) (rate(livedub_replays_suppressed_total{{{STAGE}}}[{RATE}]))", "{{stage}}")],
+            unit="ops",
+        ),
+        timeseries(
+            "Lip-sync frames by result",
+            "Frames inside dubbed spans: animated, or passed through unchanged because no face was found "
+            "(no_face) or its fit was not good enough (bad_fit: head turned, occluded). A rising pass-through "
+            "share means the listener sees the original mouth under the dub.",
+            [target(f"sum by (result) (rate(livedub_lipsync_frames_total{{{NS}}}[{RATE}]))", "{{result}}")],
+            unit="ops",
+        ),
         row("Backlog"),
         timeseries(
             "In-process queue depth",

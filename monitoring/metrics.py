@@ -43,6 +43,18 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
     "livedub_dlq_records": ("counter", ("stage",), "Records a stage sent to the dead-letter topic."),
     "livedub_queue_depth": ("gauge", ("stage",), "Records waiting in a stage's input queue."),
+    "livedub_replays_suppressed": (
+        "counter",
+        ("stage",),
+        "Outputs not sent again, and inputs not processed again, because the stage had already written "
+        "them before a restart or rebalance (recovered from its output topic).",
+    ),
+    "livedub_lipsync_frames": (
+        "counter",
+        ("result",),
+        "Frames inside dubbed spans by outcome: animated, no_face (passed through), bad_fit (face turned "
+        "away, occluded or not a stable fit: passed through).",
+    ),
     "livedub_consumer_lag": (
         "gauge",
         ("stage", "topic", "partition"),

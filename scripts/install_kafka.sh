@@ -6,7 +6,7 @@
 # - Apicurio Registry (io.apicurio:apicurio-registry-app:<version>:tar.gz:all) unpacked into
 #   <cache>/apicurio-<version>
 # - Debian packages: prometheus, kcat (and a JRE + Maven when missing)
-# Versions: deploy/local/versions.env. Cache: LIVEDUB_LOCAL_CACHE (default .cache/livedub-local).
+# Versions: deploy/local/versions.env. Cache: LOCAL_LIVEDUB_CACHE (default .cache/livedub-local).
 set -euo pipefail
 # shellcheck source=../deploy/local/common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/deploy/local/common.sh"

@@ -15,14 +15,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 HELM_KUBE_MINOR="${HELM_KUBE_MINOR:-37}"  # helm v3.22 is built against k8s.io/client-go v0.37
 VENV="${VENV:-$ROOT/.venv}"
-TOOLS_BIN="$ROOT/.tools/bin"
-# Go caches and the built binary live outside the checkout, so a fresh clone (CI) reuses them.
-SHARED="${LIVEDUB_TOOL_CACHE:-$HOME/.cache/livedub-tools}"
-export GOPATH="${GOPATH:-$SHARED/go}"
-export GOMODCACHE="${GOMODCACHE:-$GOPATH/pkg/mod}"
-export GOCACHE="${GOCACHE:-$SHARED/go-build}"
-export GOFLAGS="-mod=mod"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+# shellcheck source=go_env.sh
+. "$ROOT/scripts/go_env.sh"
 
 log() { printf '[install_ops_tools] %s\n' "$*"; }
 

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.histograms import histogram, histogram_quantile
 from streams.codecs import decode
 from streams.local_workers import LocalWorkers
 from streams.publish import RecordProducer
-from streams.registry import SchemaRegistryClient
+from streams.registry import SchemaRegistry
 from streams.subscribe import partition_for
 from streams.topics import admin_client, client_config, topics_from_settings
 from workers.bench.calibrated import SyntheticFrames
-from workers.bench.run import Feed, calibrated_feed, percentile, real_feed, real_input
+from workers.bench.run import Feed, calibrated_feed, percentile, real_feed, real_input, run_profiles, write_results
 from workers.media.frames import decode_frame, encode_frame
 from workers.pipeline import Pipeline
 from workers.records import AudioChunk, DubbedFrame, SessionControl
@@ -44,13 +44,14 @@ def _frames_for(feed: Feed, session_id: str):
     return feed.frames(*feed.frame_args, session_id)
 
 
-def _run(feed: Feed, settings: Settings, realtime: bool, lang: str = "es") -> dict[str, Any]:
+def _run(feed: Feed, settings: Settings, realtime: bool, lang: str = "es", sid: str | None = None) -> dict[str, Any]:
     """Publish one session and time each segment's output; returns latency/throughput figures."""
-    sid = f"bench-{uuid.uuid4().hex[:8]}"
+    sid = sid or f"bench-{uuid.uuid4().hex[:8]}"
+    ended: list[float] = []
     topics = topics_from_settings(settings)
     done: dict[int, tuple[float, float]] = {}
     finished = threading.Event()
-    registry = SchemaRegistryClient.from_settings(settings.schema_registry)
+    registry = SchemaRegistry.from_settings(settings.schema_registry)
     consumer = Consumer({**client_config(settings.kafka), "group.id": f"bench-{sid}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 5})
     consumer.assign([TopicPartition(topics.dubbed_video, partition_for(sid.encode(), topics.partitions),
@@ -64,6 +65,7 @@ def _run(feed: Feed, settings: Settings, realtime: bool, lang: str = "es") -> di
             rec = decode(msg.value(), registry)
             if isinstance(rec, DubbedFrame) and rec.target_lang == lang:
                 if rec.frame_seq == END:
+                    ended.append(time.time())
                     finished.set()
                 elif rec.seq >= 0 and rec.last_in_segment:
                     done[rec.seq] = (time.time(), rec.speech_end_at)
@@ -110,25 +112,12 @@ def _run(feed: Feed, settings: Settings, realtime: bool, lang: str = "es") -> di
     from_speech = [d - speech_end for _, (d, speech_end) in sorted(done.items())]
     ends = sorted(d for d, _ in done.values())
     span = ends[-1] - ends[0] if len(ends) > 1 else float("nan")
-    out: dict[str, Any] = {"segments": len(done)}
+    out: dict[str, Any] = {"segments": len(done), "session_s": ended[0] - t0_wall if ended else float("nan")}
     if realtime:
         out |= {"e2e_p50_s": percentile(lat, 0.5), "e2e_p95_s": percentile(lat, 0.95), "latency_per_segment_s": lat,
                 "from_speech_end_p50_s": percentile(from_speech, 0.5)}
     else:
         out["throughput_sps"] = (len(ends) - 1) / span if span and span > 0 else float("nan")
-    return out
-
-
-def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
-    """Cumulative buckets of histogram `name` in a /metrics text: labels (without le) -> {le: count}."""
-    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-    for fam in text_string_to_metric_families(metrics_text):
-        if fam.name != name:
-            continue
-        for s in fam.samples:
-            if s.name == f"{name}_bucket":
-                labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
-                out.setdefault(labels, {})[float(s.labels["le"])] = s.value
     return out
 
 
@@ -141,23 +130,6 @@ def _hop_buckets(texts: dict[str, str]) -> dict[tuple[str, str], dict[float, flo
             for le, count in buckets.items():
                 acc[(lab["src"], lab["dst"])][le] += count
     return acc
-
-
-def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
-    """Prometheus' histogram_quantile: linear interpolation inside the bucket that holds rank q."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]] if bounds else 0.0
-    if total <= 0:
-        return float("nan")
-    rank, prev_b, prev_c = q * total, 0.0, 0.0
-    for b in bounds:
-        c = buckets[b]
-        if c >= rank:
-            if b == float("inf"):
-                return prev_b
-            return prev_b + (b - prev_b) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 0.0)
-        prev_b, prev_c = b, c
-    return bounds[-1]
 
 
 def _diff(after: dict, before: dict) -> dict:
@@ -214,3 +186,11 @@ def add_kafka(result: dict[str, Any], out: Path, *, segments: int = 40, repeat: 
         print(f"[{name}] kafka: e2e p50 {k['e2e_p50_s']:.3f}s (x{k['e2e_p50_over_embedded']:.3f} of embedded), "
               f"hop p50 {k['hop_p50_s'] * 1000:.2f} ms p99 {k['hop_p99_s'] * 1000:.2f} ms, "
               f"throughput {k['throughput_sps']:.2f} seg/s")
+
+
+def run_bench(out: Path, profiles: str = "all", segments: int = 40, repeat: int = 3) -> dict[str, Any]:
+    """`livedub bench --transport kafka`: the embedded profiles, then each through Kafka."""
+    result = run_profiles(out, profiles, segments, repeat)
+    add_kafka(result, out, segments=segments, repeat=repeat)
+    write_results(result, out)
+    return result

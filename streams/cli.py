@@ -22,6 +22,16 @@ def _langs(value: str) -> list[str]:
     return langs
 
 
+def _counts(value: str) -> list[int]:
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive counts such as 1,2,4, got {value!r}")
+    return counts
+
+
 def cmd_dub(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -39,13 +49,17 @@ def cmd_dub(args: argparse.Namespace) -> int:
 
     result = asyncio.run(
         dub_file(args.input, args.to, settings, out=args.output, source_lang=args.source,
-                 mode=args.mode, on_progress=progress)
+                 mode=args.mode, on_progress=progress, subtitles=args.subtitles)
     )
     bar.close()
     rep = result.report
     for lang, path in result.outputs.items():
         n = sum(1 for s in rep.segments if s.lang == lang)
         print(f"{lang}: {path} ({n} segments dubbed)")
+        if args.subtitles:
+            from workers.media.subtitles import subtitle_paths
+
+            print(f"{lang}: subtitles {', '.join(str(p) for ps in subtitle_paths(path).values() for p in ps)}")
     print(f"{rep.mode}: {rep.wall_s:.1f} s for {info.duration_s or 0:.1f} s of media")
     for what in rep.dropped:
         print(f"warning: kept the original for {what}", file=sys.stderr)
@@ -67,10 +81,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from workers.bench.run import run_bench
+    if args.quality:
+        from workers.bench.quality import run_quality
 
-    run_bench(args.out, profiles=args.profile, transport=args.transport, segments=args.segments,
-              repeat=args.repeat)
+        run_quality(args.out)
+        return 0
+    if args.lipsync:
+        from workers.bench.lipsync_quality import run
+
+        run(args.out)
+        return 0
+    if args.reject:
+        from streams.reject_bench import run as run_reject
+
+        run_reject(args.out, kafka=args.transport == "kafka")
+        return 0
+    if args.client:
+        from streams.client_latency import run as run_client
+
+        run_client(args.out, repeat=args.repeat)
+        return 0
+    if args.soak:
+        from streams.soak_bench import run as run_soak
+
+        run_soak(args.out, sessions=args.sessions, minutes=args.minutes)
+        return 0
+    if args.voice:
+        from workers.bench.voice_quality import run as run_voice
+
+        run_voice(args.out)
+        return 0
+    if args.stage:
+        from workers.bench.stages import run_stage_bench
+
+        run_stage_bench(args.stage, args.out)
+        return 0
+    if args.transport == "kafka":
+        from streams.bench import run_bench
+    else:
+        from workers.bench.run import run_bench
+
+    run_bench(args.out, profiles=args.profile, segments=args.segments, repeat=args.repeat)
     return 0
 
 
@@ -87,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file; with several languages use {lang} in the name")
     d.add_argument("--mode", choices=("pipelined", "sequential"), default="pipelined")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--subtitles", action="store_true",
+                   help="also write SRT and WebVTT of the translation (out.es.srt/.vtt) and of the source "
+                        "transcript (out.es.source.srt/.vtt) next to each output")
     d.set_defaults(fn=cmd_dub)
 
     s = sub.add_parser("sample", help="write a short talking-face clip to try dubbing on")
@@ -104,8 +158,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--transport", choices=("embedded", "kafka"), default="embedded")
     b.add_argument("--segments", type=int, default=40, help="segments in the calibrated profile")
     b.add_argument("--repeat", type=int, default=3, help="times the sample is repeated in the real profile")
+    b.add_argument("--stage", choices=("asr", "translate", "tts", "lipsync", "speaker"), default=None,
+                   help="instead: every backend and precision of one stage (latency, size, parity, WER)")
+    b.add_argument("--lipsync", action="store_true",
+                   help="instead: lip-sync quality (mouth vs speech, closing, above-nose SSIM), judged by a face mesh")
+    b.add_argument("--voice", action="store_true",
+                   help="instead: does the dub sound like the speaker (similarity, WER, pitch/formants): voice.json")
+    b.add_argument("--reject", action="store_true",
+                   help="instead: records/s the segment worker's edge rejects per kind of bad record, and a valid "
+                        "session's time beside 10,000 malformed ones (with --transport kafka also through five real "
+                        "workers): reject.json")
+    b.add_argument("--soak", action="store_true",
+                   help="instead: N concurrent live sessions for M minutes on one worker set through Kafka "
+                        "(calibrated profile): RSS, latency drift, lag, capacity: soak.json")
+    b.add_argument("--client", action="store_true",
+                   help="instead: latency on a client's clock through Kafka and the real workers, hop by hop from "
+                        "the end of speech, cold and warm: client_latency.json")
+    b.add_argument("--sessions", type=_counts, default=[1, 2, 3, 4], help="--soak: the levels of N, e.g. 1,2,3")
+    b.add_argument("--minutes", type=float, default=5.0, help="--soak: minutes each level runs")
+    b.add_argument("--quality", action="store_true",
+                   help="instead: per target language, round-trip chrF of a dub from English (MT, TTS, then "
+                        "Whisper back) against reference translations: quality.json")
     b.set_defaults(fn=cmd_bench)
 
+    from workers.models.commands import add_commands as add_model_commands
+
+    add_model_commands(sub)
     _add_kafka_commands(sub)
     return p
 

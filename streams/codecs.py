@@ -21,6 +21,7 @@ import struct
 import threading
 from collections.abc import Mapping
 from functools import cache, lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,14 +35,15 @@ from workers.records import RECORD_TYPES, Record
 
 MAGIC = 0
 HEADER = struct.Struct(">BI")
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_FILES = resources.files("schemas")  # package data: found in a wheel install too
+SCHEMA_DIR = Path(str(SCHEMA_FILES))
 
 #: every record type that travels over Kafka, by schema name
 STREAM_RECORD_TYPES: dict[str, type[Record]] = {**RECORD_TYPES, DeadLetter.schema_name: DeadLetter}
 
 
 class SchemaSource(Protocol):
-    """What decoding needs from a registry (SchemaRegistryClient, or a dict-backed fake)."""
+    """What decoding needs from a registry (SchemaRegistry, or a dict-backed fake)."""
 
     def get_schema(self, schema_id: int) -> str: ...
 
@@ -56,11 +58,11 @@ class SchemaRegistrar(SchemaSource, Protocol):
 
 @cache
 def _schema_json(name: str) -> str:
-    path = SCHEMA_DIR / f"{name}.avsc"
+    res = SCHEMA_FILES / f"{name}.avsc"
     try:
-        return path.read_text()
+        return res.read_text()
     except FileNotFoundError as e:
-        raise SchemaError(f"no schema file {path}") from e
+        raise SchemaError(f"no schema {name}.avsc in the schemas package ({SCHEMA_FILES})") from e
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 def schema_names() -> list[str]:
-    return sorted(p.stem for p in SCHEMA_DIR.glob("*.avsc"))
+    return sorted(p.name[: -len(".avsc")] for p in SCHEMA_FILES.iterdir() if p.name.endswith(".avsc"))
 
 
 @cache

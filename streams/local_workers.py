@@ -11,8 +11,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitoring.histograms import sample_sum
 from workers.errors import TransportError
-from workers.registry import STAGE_ORDER
+from workers.topology import STAGE_ORDER
 
 
 @dataclass
@@ -59,6 +60,10 @@ class LocalWorkers:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port(stage)}/metrics", timeout=5) as r:
                 out[stage] = r.read().decode()
         return out
+
+    def metric_sum(self, name: str) -> float:
+        """Sample `name` summed over every worker (e.g. dead letters, consumer lag)."""
+        return sum(sample_sum(text, name) for text in self.metrics_text().values())
 
     def stop(self, timeout_s: float = 20.0) -> None:
         for p in self.procs.values():

@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from streams.codecs import encode, load_schema
-from streams.registry import SchemaRegistryClient
+from streams.registry import SchemaRegistry
 from streams.topics import Topics, client_config, record_key, topics_from_settings, value_subject
 from workers.errors import BadInputError, TransportError
 from workers.media.frames import decode_frame, encode_frame
@@ -48,7 +48,7 @@ class RecordProducer:
 
     def __init__(self, settings: Settings, topics: Topics | None = None) -> None:
         self.topics = topics or topics_from_settings(settings)
-        self.registry = SchemaRegistryClient.from_settings(settings.schema_registry)
+        self.registry = SchemaRegistry.from_settings(settings.schema_registry)
         self.producer = Producer(producer_config(settings))
         try:  # connect and learn partition leaders now, not on the session's first record
             self.producer.list_topics(timeout=10)

@@ -1,12 +1,14 @@
-"""A small client for a Confluent-compatible schema registry (Apicurio's ccompat API works).
+"""The schema registry through confluent-kafka's own client (Apicurio's ccompat API works).
+
+`SchemaRegistry` adapts `confluent_kafka.schema_registry.SchemaRegistryClient` (HTTP, auth,
+caching by id) to what LiveDub needs and translates its errors where they are caught:
+connection problems and 5xx answers raise TransportError (retryable); 401/403 raise
+TransportError(retryable=False); a schema the registry rejects (invalid, incompatible) or an
+unknown id raises SchemaError.
 
 Subjects follow TopicNameStrategy: the values of topic T are registered under `T-value`.
 Schemas are sent as compact JSON of the parsed .avsc, so the same file always registers as
-the same text (and therefore the same id). Lookups by id are cached: ids never change meaning.
-
-Errors: connection problems, timeouts and 5xx answers raise TransportError (retryable);
-401/403 raise TransportError(retryable=False); a schema the registry rejects (invalid,
-incompatible) or an unknown id raises SchemaError.
+the same text (and therefore the same id).
 
 Also a command line for CI:  python -m streams.registry check-compat [--base-ref REF] [--url URL]
 checks every schemas/*.avsc against its version at REF through the registry's BACKWARD rule.
@@ -17,20 +19,23 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import requests
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from workers.errors import SchemaError, TransportError
 
 if TYPE_CHECKING:
     from workers.settings import SchemaRegistrySettings
 
-CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+T = TypeVar("T")
 COMPATIBILITY_LEVELS = (
     "NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE",
 )
+# Confluent error codes: subject / version / schema not found, no compatibility configured.
+NOT_FOUND = {40401, 40402, 40403, 40408}
 
 
 def schema_text(schema: dict[str, Any] | str) -> str:
@@ -40,170 +45,124 @@ def schema_text(schema: dict[str, Any] | str) -> str:
     return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
-class SchemaRegistryClient:
-    """Register, fetch and check Avro schemas over HTTP (thread-safe; one requests.Session)."""
+def _avro(schema: dict[str, Any] | str) -> Schema:
+    return Schema(schema_text(schema), "AVRO")
+
+
+class SchemaRegistry:
+    """Register, fetch and check Avro schemas (thread-safe; ids cached by the confluent client)."""
 
     def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
-                 timeout: float = 10.0, session: requests.Session | None = None) -> None:
+                 timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._session = session or requests.Session()
-        self._session.headers.update({"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE})
+        conf: dict[str, Any] = {"url": self.url, "timeout": timeout, "max.retries": 2}
         if username is not None:
-            self._session.auth = (username, password or "")
-        self._by_id: dict[int, str] = {}
+            conf["basic.auth.user.info"] = f"{username}:{password or ''}"
+        self._client = SchemaRegistryClient(conf)
         self._ids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: SchemaRegistrySettings, **kwargs: Any) -> SchemaRegistryClient:
+    def from_settings(cls, settings: SchemaRegistrySettings, **kwargs: Any) -> SchemaRegistry:
         password = settings.password.get_secret_value() if settings.password is not None else None
         return cls(settings.url, username=settings.username, password=password, **kwargs)
 
     def close(self) -> None:
-        self._session.close()
+        self._client.close()
 
-    def __enter__(self) -> SchemaRegistryClient:
+    def __enter__(self) -> SchemaRegistry:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- HTTP ---------------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, *, body: Any = None,
-                 params: dict[str, Any] | None = None) -> requests.Response:
-        url = f"{self.url}{path}"
+    def _call(self, what: str, fn: Callable[[], T], *, missing: T | type[SchemaError] = SchemaError,
+              rejected: str | None = None) -> T:
+        """Run one client call, translating its errors (`missing` is returned for a 404, or raised)."""
         try:
-            resp = self._session.request(method, url, json=body, params=params, timeout=self.timeout)
-        except requests.RequestException as e:
-            raise TransportError(f"schema registry {method} {url} failed: {e}") from e
-        if resp.status_code >= 500:
-            raise TransportError(f"schema registry {method} {url}: HTTP {resp.status_code} {_message(resp)}")
-        if resp.status_code in (401, 403):
-            raise TransportError(
-                f"schema registry {method} {url}: HTTP {resp.status_code} (check "
-                "LIVEDUB_SCHEMA_REGISTRY__USERNAME / __PASSWORD)", retryable=False)
-        return resp
+            return fn()
+        except SchemaRegistryError as e:
+            status, code = e.http_status_code, e.error_code
+            if status == 404 or code in NOT_FOUND:
+                if isinstance(missing, type) and issubclass(missing, Exception):
+                    raise missing(f"{what} is unknown to the registry at {self.url} ({e.error_message})") from e
+                return missing
+            if status in (401, 403):
+                raise TransportError(f"schema registry {self.url}: {what}: HTTP {status} (check "
+                                     "LIVEDUB_SCHEMA_REGISTRY__USERNAME / __PASSWORD)", retryable=False) from e
+            if status == 409:
+                raise SchemaError(f"{what}: incompatible with the registered schema: {e.error_message}") from e
+            if status in (400, 422):
+                raise SchemaError(f"{what}: {rejected or 'rejected by the registry'}: {e.error_message}") from e
+            raise TransportError(f"schema registry {self.url}: {what}: HTTP {status} {e.error_message}",
+                                 retryable=status is None or status >= 500) from e
+        except (OSError, ValueError) as e:  # connection refused, timeouts (httpx errors are OSErrors), bad JSON
+            raise TransportError(f"schema registry {self.url}: {what}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # httpx transport errors that are not OSErrors
+            if type(e).__module__.startswith("httpx"):
+                raise TransportError(f"schema registry {self.url}: {what}: {type(e).__name__}: {e}") from e
+            raise
 
-    @staticmethod
-    def _json(resp: requests.Response, what: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError as e:
-            raise TransportError(f"schema registry answered {what} with non-JSON: {resp.text[:200]!r}") from e
-
-    # -- API ------------------------------------------------------------------------------------
-
+    # -- API --------------------------------------------------------------------------------
     def register(self, subject: str, schema: dict[str, Any] | str) -> int:
         """Register `schema` under `subject` (a no-op returning the id if already there)."""
-        text = schema_text(schema)
-        key = (subject, text)
+        key = (subject, schema_text(schema))
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
-        resp = self._request("POST", f"/subjects/{_q(subject)}/versions", body={"schema": text})
-        if resp.status_code == 409:
-            raise SchemaError(f"schema for {subject} is incompatible with the registered one: {_message(resp)}")
-        if resp.status_code in (400, 422):
-            raise SchemaError(f"registry rejected the schema for {subject}: {_message(resp)}")
-        if resp.status_code != 200:
-            raise TransportError(f"registering {subject}: HTTP {resp.status_code} {_message(resp)}")
-        schema_id = int(self._json(resp, "register")["id"])
+        schema_id = self._call(f"registering {subject}", lambda: self._client.register_schema(subject, _avro(schema)))
         with self._lock:
             self._ids[key] = schema_id
-            self._by_id[schema_id] = text
         return schema_id
 
     def lookup(self, subject: str, schema: dict[str, Any] | str) -> int | None:
         """The id of `schema` if it is registered under `subject`, else None."""
-        text = schema_text(schema)
-        resp = self._request("POST", f"/subjects/{_q(subject)}", body={"schema": text})
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise SchemaError(f"looking up the schema of {subject}: HTTP {resp.status_code} {_message(resp)}")
-        return int(self._json(resp, "lookup")["id"])
+        found = self._call(f"looking up {subject}", lambda: self._client.lookup_schema(subject, _avro(schema)),
+                           missing=None)
+        return None if found is None else found.schema_id
 
     def get_schema(self, schema_id: int) -> str:
-        """The schema text registered with `schema_id` (cached)."""
-        with self._lock:
-            cached = self._by_id.get(schema_id)
-        if cached is not None:
-            return cached
-        resp = self._request("GET", f"/schemas/ids/{schema_id}")
-        if resp.status_code == 404:
-            raise SchemaError(f"schema id {schema_id} is unknown to the registry at {self.url}")
-        if resp.status_code != 200:
-            raise TransportError(f"fetching schema id {schema_id}: HTTP {resp.status_code} {_message(resp)}")
-        body = self._json(resp, f"schema id {schema_id}")
-        if body.get("schemaType", "AVRO") != "AVRO":
-            raise SchemaError(f"schema id {schema_id} is {body.get('schemaType')}, not AVRO")
-        text = body["schema"]
-        with self._lock:
-            self._by_id[schema_id] = text
-        return text
+        """The schema text registered with `schema_id` (cached by the client: ids never change meaning)."""
+        schema = self._call(f"schema id {schema_id}", lambda: self._client.get_schema(schema_id))
+        if (schema.schema_type or "AVRO") != "AVRO":
+            raise SchemaError(f"schema id {schema_id} is {schema.schema_type}, not AVRO")
+        return schema.schema_str
 
     def get_latest(self, subject: str) -> tuple[int, int, str] | None:
         """(id, version, schema text) of the latest version under `subject`, or None."""
-        resp = self._request("GET", f"/subjects/{_q(subject)}/versions/latest")
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise TransportError(f"reading {subject}: HTTP {resp.status_code} {_message(resp)}")
-        body = self._json(resp, subject)
-        return int(body["id"]), int(body["version"]), body["schema"]
+        reg = self._call(f"reading {subject}", lambda: self._client.get_latest_version(subject), missing=None)
+        return None if reg is None else (reg.schema_id, reg.version, reg.schema.schema_str)
 
     def subjects(self) -> list[str]:
-        resp = self._request("GET", "/subjects")
-        if resp.status_code != 200:
-            raise TransportError(f"listing subjects: HTTP {resp.status_code} {_message(resp)}")
-        return list(self._json(resp, "subjects"))
+        return list(self._call("listing subjects", self._client.get_subjects))
 
     def check_compatibility(self, subject: str, schema: dict[str, Any] | str) -> bool:
         """Whether `schema` may be registered next under `subject` (by the subject's rule).
 
         A subject with no versions accepts anything.
         """
-        resp = self._request("POST", f"/compatibility/subjects/{_q(subject)}/versions/latest",
-                             body={"schema": schema_text(schema)})
-        if resp.status_code == 404:
-            return True
-        if resp.status_code in (400, 422):
-            raise SchemaError(f"registry rejected the schema checked against {subject}: {_message(resp)}")
-        if resp.status_code != 200:
-            raise TransportError(f"checking {subject}: HTTP {resp.status_code} {_message(resp)}")
-        return bool(self._json(resp, "compatibility")["is_compatible"])
+        return bool(self._call(f"checking {subject}", lambda: self._client.test_compatibility(subject, _avro(schema)),
+                               missing=True, rejected="schema rejected"))
 
     def set_compatibility(self, subject: str, level: str = "BACKWARD") -> None:
         """Set the subject's compatibility rule (the subject must have a version on Apicurio)."""
         if level not in COMPATIBILITY_LEVELS:
             raise SchemaError(f"unknown compatibility level {level!r}")
-        resp = self._request("PUT", f"/config/{_q(subject)}", body={"compatibility": level})
-        if resp.status_code == 409:
-            # Apicurio creates the rule on the first PUT; another worker starting at the same time
-            # may have created it between our GET and PUT ("rule already exists"): PUT again updates it.
-            if self.get_compatibility(subject) == level:
-                return
-            resp = self._request("PUT", f"/config/{_q(subject)}", body={"compatibility": level})
-        if resp.status_code != 200:
-            raise SchemaError(f"setting {level} on {subject}: HTTP {resp.status_code} {_message(resp)}")
+        try:
+            self._call(f"setting {level} on {subject}", lambda: self._client.set_compatibility(subject, level))
+        except SchemaError:
+            # Apicurio creates the rule on the first PUT; another worker starting at the same time may
+            # have created it between our GET and PUT (409 "rule already exists"): PUT again updates it.
+            if self.get_compatibility(subject) != level:
+                self._call(f"setting {level} on {subject}", lambda: self._client.set_compatibility(subject, level))
 
     def get_compatibility(self, subject: str) -> str | None:
-        resp = self._request("GET", f"/config/{_q(subject)}")
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise TransportError(f"reading config of {subject}: HTTP {resp.status_code} {_message(resp)}")
-        body = self._json(resp, "config")
-        # Confluent answers compatibilityLevel on GET; some servers say compatibility.
-        return body.get("compatibilityLevel") or body.get("compatibility")
+        return self._call(f"reading the config of {subject}", lambda: self._client.get_compatibility(subject),
+                          missing=None)
 
     def delete_subject(self, subject: str) -> None:
         """Delete a subject and its versions (missing subjects are ignored)."""
-        resp = self._request("DELETE", f"/subjects/{_q(subject)}")
-        if resp.status_code not in (200, 404):
-            raise TransportError(f"deleting {subject}: HTTP {resp.status_code} {_message(resp)}")
+        self._call(f"deleting {subject}", lambda: self._client.delete_subject(subject), missing=None)
         with self._lock:
             self._ids = {k: v for k, v in self._ids.items() if k[0] != subject}
 
@@ -216,25 +175,9 @@ class SchemaRegistryClient:
         return schema_id
 
 
-def _q(subject: str) -> str:
-    return quote(subject, safe="")
-
-
-def _message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    if isinstance(body, dict):
-        code = body.get("error_code")
-        msg = body.get("message") or body
-        return f"{msg} (error_code {code})" if code else str(msg)
-    return str(body)[:300]
-
-
 # -- schema evolution check (CI) ------------------------------------------------------------------
 
-def check_backward_compatible(client: SchemaRegistryClient, old: dict[str, str],
+def check_backward_compatible(client: SchemaRegistry, old: dict[str, str],
                               new: dict[str, str]) -> dict[str, str]:
     """Check each schema in `new` against the same-named one in `old` with the registry's BACKWARD
     rule, under throwaway subjects. Returns name -> 'ok' | 'new' | 'INCOMPATIBLE'."""
@@ -311,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     new = _schemas_at(None, root)
     assert new is not None
     if args.url:
-        client = SchemaRegistryClient(args.url)
+        client = SchemaRegistry(args.url)
     else:
         from workers.settings import load_settings
 
-        client = SchemaRegistryClient.from_settings(load_settings().schema_registry)
+        client = SchemaRegistry.from_settings(load_settings().schema_registry)
     with client:
         result = check_backward_compatible(client, old, new)
     for name, verdict in result.items():

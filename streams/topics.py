@@ -15,32 +15,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from workers.errors import ConfigError, TransportError
 from workers.records import Record, now
+from workers.topology import DEFAULT, Topology
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
     from workers.settings import KafkaSettings, Settings, TopicSettings
 
-# hop -> schema name of the values it carries, in pipeline order.
-HOP_RECORDS: dict[str, str] = {
-    "session.control": "SessionControl",
-    "media.audio": "AudioChunk",
-    "media.video": "VideoFrame",
-    "segments": "SpeechSegment",
-    "transcripts": "Transcript",
-    "translations": "Translation",
-    "dubbed.speech": "DubbedSpeech",
-    "dubbed.video": "DubbedFrame",
-    "dlq": "DeadLetter",
-}
-HOPS: tuple[str, ...] = tuple(HOP_RECORDS)
+# hop -> schema name of the values it carries, in pipeline order (a view of the topology).
+HOP_RECORDS: dict[str, str] = DEFAULT.hop_records
+HOPS: tuple[str, ...] = DEFAULT.hops
+
+
+DEAD_LETTER_MAX_VALUE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter(Record):
     """A record a stage gave up on, with where it came from and why (schemas/DeadLetter.avsc).
 
-    The original key and value are kept byte for byte so the record can be replayed.
+    The original key and value are kept byte for byte so the record can be replayed, up to
+    DEAD_LETTER_MAX_VALUE bytes of the value: a larger one (the broker took up to 8 MiB, our
+    producer sends at most 4 MB) is cut, with its size kept, so dead-lettering it cannot fail.
     Keyed by the original key (the session id), like everything else.
     """
 
@@ -55,6 +51,7 @@ class DeadLetter(Record):
     original_key: bytes | None
     original_value: bytes
     at: float = field(default_factory=now)
+    original_size: int = -1  # bytes as read; > len(original_value) when cut to fit (DEAD_LETTER_MAX_VALUE)
 
 
 def record_key(record: Record) -> bytes | None:
@@ -72,35 +69,44 @@ class Topics:
     prefix: str = "livedub."
     partitions: int = 12
     replication: int = 1
+    topology: Topology = DEFAULT
+    config: tuple[tuple[str, str], ...] = ()  # topic configs for topics we create
 
     def name(self, hop: str) -> str:
-        if hop not in HOP_RECORDS:
-            raise ConfigError(f"unknown hop {hop!r}; known: {', '.join(HOPS)}")
+        if hop not in self.topology.hop_records:
+            raise ConfigError(f"unknown hop {hop!r}; known: {', '.join(self.topology.hops)}")
         return f"{self.prefix}{hop}"
 
     def all(self) -> list[str]:
-        return [self.name(h) for h in HOPS]
+        return [self.name(h) for h in self.topology.hops]
 
     def hop(self, topic: str) -> str:
         hop = topic[len(self.prefix):] if topic.startswith(self.prefix) else None
-        if hop not in HOP_RECORDS:
+        if hop not in self.topology.hop_records:
             raise ConfigError(f"{topic!r} is not a LiveDub topic under prefix {self.prefix!r}")
         return hop
 
     def schema_name(self, topic: str) -> str:
         """The record schema carried by `topic` (e.g. 'livedub.segments' -> 'SpeechSegment')."""
-        return HOP_RECORDS[self.hop(topic)]
+        return self.topology.hop_records[self.hop(topic)]
 
     def topic_for(self, schema_name: str) -> str:
-        """The topic that carries records of `schema_name`."""
-        for hop, name in HOP_RECORDS.items():
+        """The topic that carries records of `schema_name` (the first, if several do)."""
+        for hop, name in self.topology.hop_records.items():
             if name == schema_name:
                 return self.name(hop)
         raise ConfigError(f"no topic carries {schema_name!r}")
 
     def schemas(self) -> dict[str, str]:
         """topic -> schema name, for every topic."""
-        return {self.name(h): s for h, s in HOP_RECORDS.items()}
+        return {self.name(h): s for h, s in self.topology.hop_records.items()}
+
+    def inputs(self, stage: str) -> list[str]:
+        """The topics a stage's agent consumes."""
+        return [self.name(h) for h in self.topology.inputs(stage)]
+
+    def output(self, stage: str) -> str:
+        return self.name(self.topology.spec(stage).output)
 
     # Convenience accessors for the hops the workers use by name.
     @property
@@ -155,7 +161,8 @@ def topics_from_settings(settings: Settings | TopicSettings | None = None) -> To
 
         settings = load_settings()
     ts = getattr(settings, "topics", settings)
-    return Topics(prefix=ts.prefix, partitions=ts.partitions, replication=ts.replication)
+    return Topics(prefix=ts.prefix, partitions=ts.partitions, replication=ts.replication,
+                  config=tuple(sorted(ts.config.items())))
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -198,25 +205,36 @@ def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:
 
 
 def create_topics(admin: AdminClient, topics: Topics, *, timeout: float = 30.0,
-                  names: list[str] | None = None) -> list[str]:
-    """Create every topic (or `names`) with `topics.partitions` partitions; returns those created.
+                  names: list[str] | None = None, grow: bool = False) -> list[str]:
+    """Create every topic (or `names`) with `topics.partitions` partitions, `topics.replication`
+    replicas and `topics.config`; returns those created.
 
-    Idempotent: existing topics with the right partition count are left alone. An existing
-    topic with a different partition count raises ConfigError naming it (records keyed by
-    session would otherwise change partition between hops).
+    Idempotent: existing topics with the right partition count are left alone. An existing topic
+    with a different partition count raises ConfigError naming it (records keyed by session would
+    otherwise change partition between hops) unless `grow` and it has fewer: then it is grown
+    (Kafka cannot shrink; sessions in flight may move partition, so do it between sessions).
     """
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewPartitions, NewTopic
 
     wanted = names if names is not None else topics.all()
     existing = _partition_counts(admin, timeout)
+    fewer = [t for t in wanted if t in existing and existing[t] < topics.partitions]
+    if grow and fewer:
+        for name, fut in admin.create_partitions([NewPartitions(t, topics.partitions) for t in fewer],
+                                                 request_timeout=timeout).items():
+            try:
+                fut.result(timeout=timeout)
+            except Exception as e:
+                raise TransportError(f"cannot grow {name!r} to {topics.partitions} partitions: {e}") from e
+        existing = _wait_partitions(admin, fewer, topics.partitions, timeout)
     _check_partitions(wanted, existing, topics.partitions)
     missing = [t for t in wanted if t not in existing]
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=topics.partitions, replication_factor=topics.replication)
-         for t in missing],
+        [NewTopic(t, num_partitions=topics.partitions, replication_factor=topics.replication,
+                  config=dict(topics.config)) for t in missing],
         request_timeout=timeout,
     )
     created: list[str] = []
@@ -244,6 +262,17 @@ def create_topics(admin: AdminClient, topics: Topics, *, timeout: float = 30.0,
     visible = _wait_visible(admin, created + raced, timeout)
     _check_partitions(raced, visible, topics.partitions)
     return sorted(created)
+
+
+def _wait_partitions(admin: AdminClient, names: list[str], partitions: int, timeout: float) -> dict[str, int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = _partition_counts(admin, timeout)
+        if all(counts.get(n) == partitions for n in names) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.1)
 
 
 def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> dict[str, int]:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
+from pathlib import Path
 
 from prometheus_client import generate_latest
 
 from monitoring.metrics import Metrics
 from streams.agents import AgentState, attach
-from streams.app import create_app
+from streams.app import LATENCY_TUNING, create_app
 from streams.codecs import register_codecs
-from streams.registry import SchemaRegistryClient
+from streams.inflight import InFlight
+from streams.limits import check_limits
+from streams.registry import SchemaRegistry
 from streams.topics import admin_client, create_topics, topics_from_settings
-from workers.registry import STAGE_ORDER, create_stage
+from workers.registry import create_stage
+from workers.retry import RetryPolicy
 from workers.settings import Settings
-from workers.streaming import STEPS
+from workers.topology import DEFAULT
 
 log = logging.getLogger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp refuses a charset inside content_type
@@ -26,28 +32,52 @@ def build_worker(settings: Settings, stage: str, metrics: Metrics | None = None,
 
     profile "calibrated" runs the benchmark's fixed-service-time stage instead of the model.
     """
-    if stage not in STAGE_ORDER:
-        from workers.errors import ConfigError
-
-        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGE_ORDER)}")
+    spec = DEFAULT.spec(stage)  # ConfigError naming the stages for an unknown one
     metrics = metrics or Metrics()
     topics = topics_from_settings(settings)
-    create_topics(admin_client(settings.kafka), topics)
-    registry = SchemaRegistryClient.from_settings(settings.schema_registry)
+    admin = admin_client(settings.kafka)
+    create_topics(admin, topics)
+    check_limits(admin, topics, stage, LATENCY_TUNING["producer_max_request_size"])
+    registry = SchemaRegistry.from_settings(settings.schema_registry)
     codec_names = register_codecs(registry, topics)
     if profile == "calibrated":
         from workers.bench.calibrated import calibrated_pipeline
 
         st = calibrated_pipeline(settings, metrics=metrics)[stage]
     else:
-        st = create_stage(stage, settings, metrics)
+        st = create_stage(stage, settings, metrics, strict_device=True)
     st.load()
-    step = STEPS[stage](st)
+    started = time.perf_counter()
+    st.warm_up()
+    log.info("%s warmed up in %.2f s", stage, time.perf_counter() - started)
+    step = spec.step_class()(st)
     app = create_app(settings, stage, **app_overrides)
-    state = attach(app, stage, step, topics, registry, codec_names, metrics)
+    agent = attach(app, stage, step, topics, registry, codec_names, metrics, RetryPolicy.from_settings(settings.retry),
+                   InFlight(inflight_path(settings, stage)), _recovery(settings, stage, topics, registry),
+                   idle_s=settings.kafka.session_idle_s)
+    state = agent.state
     _serve_health(app, metrics, state, st)
     _report_gpu_memory(app, metrics, stage, settings.device)
     return app, st, state
+
+
+def _recovery(settings: Settings, stage: str, topics, registry):
+    """How the stage reads back what it wrote (streams/marks.py); lip sync deduplicates frames itself."""
+    if stage == DEFAULT.frame_stage:
+        return None
+    from streams.app import group_id
+    from streams.recover import written_since_uncommitted
+    from streams.topics import client_config
+
+    conf, group = client_config(settings.kafka), group_id(stage, settings.topics.prefix)
+    inputs, output = topics.inputs(stage), topics.output(stage)
+    return lambda partitions: written_since_uncommitted(conf, group, inputs, output, partitions, registry)
+
+
+def inflight_path(settings: Settings, stage: str) -> Path:
+    """One note per worker: the pod's name (stable across container restarts) and port keep replicas apart."""
+    base = settings.retry.inflight_dir or settings.cache_dir / "inflight"
+    return base / f"{settings.topics.prefix}{stage}-{socket.gethostname()}-{settings.http_port}"
 
 
 def _serve_health(app, metrics: Metrics, state: AgentState, stage) -> None:
@@ -57,6 +87,8 @@ def _serve_health(app, metrics: Metrics, state: AgentState, stage) -> None:
 
     @app.page("/livez")
     async def livez(web, request):
+        if state.wedged_since is not None:  # an abandoned stage call still runs: a restart frees the thread
+            return web.json({"ok": False, "wedged_s": round(time.monotonic() - state.wedged_since, 1)}, status=503)
         return web.json({"ok": True})
 
     @app.page("/readyz")

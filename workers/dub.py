@@ -12,6 +12,7 @@ from workers.media.files import FileFrameSource, FileSink, audio_chunks
 from workers.media.reader import MediaInfo, probe
 from workers.pipeline import Pipeline
 from workers.records import SessionControl
+from workers.retry import RetryPolicy
 from workers.runner import Runner, RunReport, Session
 from workers.settings import Settings
 
@@ -46,8 +47,13 @@ async def dub_file(
     mode: str = "pipelined",
     pipeline: Pipeline | None = None,
     on_progress: Callable[[float], None] | None = None,
+    subtitles: bool = False,
 ) -> DubResult:
-    """Dub `src` into each target language; returns the written paths and the run report."""
+    """Dub `src` into each target language; returns the written paths and the run report.
+
+    With `subtitles`, each output also gets SRT and WebVTT files of its translation and of the
+    source transcript beside it (workers/media/subtitles.py names them).
+    """
     if not targets:
         raise ConfigError("no target language given (e.g. --to es)")
     info = probe(src)
@@ -66,10 +72,11 @@ async def dub_file(
     session = Session(
         control=control,
         audio=audio_chunks(src, session_id, settings.runner.audio_chunk_s),
-        sinks={lang: FileSink(path, info) for lang, path in outs.items()},
+        sinks={lang: FileSink(path, info, output=settings.output, subtitles=subtitles) for lang, path in outs.items()},
         frames={lang: FileFrameSource(src, session_id) for lang in outs} if info.has_video else None,
     )
-    runner = Runner(pipeline, queue_size=settings.runner.queue_size, on_progress=on_progress)
+    runner = Runner(pipeline, queue_size=settings.runner.queue_size, retry=RetryPolicy.from_settings(settings.retry),
+                    on_progress=on_progress)
     report = await runner.run(session, mode)
     if not report.segments:
         log.warning("no speech found in %s: the output is the input unchanged", src)

@@ -52,3 +52,7 @@ class TransportError(LiveDubError):
 
 class SchemaError(LiveDubError):
     """A record that does not match its Avro schema."""
+
+
+class DeadlineError(LiveDubError):
+    """A record's stage call ran past its deadline, or the worker died on it too often: given up."""

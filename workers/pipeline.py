@@ -3,7 +3,8 @@
 A `FrameSource` hands the lip-sync step the source frames of each dubbed
 segment (in process: a second reader over the input file, so no frame is held
 longer than needed; over Kafka: a per-session buffer of the video topic). A
-`Sink` receives each target language's outputs in order.
+`Sink` receives each target language's outputs in order (and, for subtitles, each
+segment's source transcript, ahead of its speech).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from monitoring.metrics import Metrics
-from workers.errors import ConfigError, UnsupportedLanguageError
-from workers.records import DubbedFrame, DubbedSpeech, SessionControl, VideoFrame
-from workers.registry import STAGE_ORDER, create_stage
+from workers.errors import ConfigError
+from workers.records import DubbedFrame, DubbedSpeech, SessionControl, Transcript, VideoFrame
+from workers.registry import create_stage
 from workers.settings import Settings
 from workers.stage import Stage
+from workers.topology import DEFAULT, Topology
 
 
 class FrameSource(ABC):
@@ -39,7 +41,11 @@ class Sink(ABC):
 
     @abstractmethod
     def speech(self, speech: DubbedSpeech) -> None:
-        """Dubbed audio replacing the source over [start_s, end_s)."""
+        """Dubbed audio over [start_s, end_s) (the source ducked under it); `text` is the translation."""
+
+    def transcript(self, transcript: Transcript) -> None:
+        """What was said in a segment, in the source language (ASR's output), before its speech
+        arrives; a sink that writes subtitles keeps it, others ignore it."""
 
     @abstractmethod
     def frames(self, frames: list[VideoFrame | DubbedFrame]) -> None:
@@ -59,19 +65,30 @@ class Pipeline:
 
     stages: dict[str, Stage]
     metrics: Metrics | None = None
+    topology: Topology = DEFAULT
     loaded: bool = field(default=False, init=False)
 
     @classmethod
     def build(
-        cls, settings: Settings, metrics: Metrics | None = None, names: tuple[str, ...] = STAGE_ORDER
+        cls, settings: Settings, metrics: Metrics | None = None, names: tuple[str, ...] | None = None,
+        topology: Topology = DEFAULT,
     ) -> Pipeline:
-        return cls({n: create_stage(n, settings, metrics) for n in names}, metrics)
+        names = topology.names if names is None else names
+        return cls({n: create_stage(n, settings, metrics, topology=topology) for n in names}, metrics, topology)
 
     def __getitem__(self, name: str) -> Stage:
         return self.stages[name]
 
     def has(self, name: str) -> bool:
         return name in self.stages
+
+    def chain(self) -> list[Stage]:
+        """The record-mapping stages present, in topology order (segment first)."""
+        return [self.stages[n] for n in self.topology.chain if n in self.stages]
+
+    def frame_stage(self) -> Stage | None:
+        name = self.topology.frame_stage
+        return self.stages.get(name) if name else None
 
     def load(self) -> None:
         if not self.loaded:
@@ -84,25 +101,16 @@ class Pipeline:
             stage.close()
 
     def check_session(self, control: SessionControl) -> None:
-        """Fail before any work when a session asks for languages we cannot serve."""
+        """Fail before any work when a session asks for what a stage cannot serve."""
         if not control.target_langs:
             raise ConfigError("a session needs at least one target language")
-        tts = self.stages.get("tts")
-        if tts is not None:
-            voices = tts.backend.voices()
-            missing = [lang for lang in control.target_langs if lang not in voices]
-            if missing:
-                raise UnsupportedLanguageError(
-                    f"no {tts.backend.name} voice for {', '.join(missing)}; voices: {', '.join(sorted(voices))}"
-                )
-        mt = self.stages.get("translate")
-        if mt is None:
-            return
-        for target in control.target_langs:
-            if control.source_lang:
-                mt.backend.check_pair(control.source_lang, target)
-            elif not any(t == target for _, t in mt.backend.pairs()):
-                pairs = ", ".join(f"{s}->{t}" for s, t in sorted(mt.backend.pairs()))
-                raise UnsupportedLanguageError(
-                    f"{mt.backend.name} cannot translate into {target!r}; available pairs: {pairs}"
-                )
+        for stage in self.stages.values():
+            stage.check_session(control)
+
+    def open_session(self, control: SessionControl) -> None:
+        for stage in self.stages.values():
+            stage.open_session(control)
+
+    def end_session(self, session_id: str) -> None:
+        for stage in self.stages.values():
+            stage.end_session(session_id)

@@ -36,6 +36,8 @@ class Record:
         kwargs = {}
         for f in dataclasses.fields(cls):
             v = d[f.name]
+            if f.name in NESTED and isinstance(v, dict):
+                v = NESTED[f.name](**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
             kwargs[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kwargs)
 
@@ -44,7 +46,28 @@ class Record:
 
 
 def _plain(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
+    if isinstance(v, tuple):
+        return list(v)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceProfile:
+    """How a speaker sounds (schemas: the VoiceProfile record inside segments, transcripts and
+    translations): their speaker embedding, pitch and formants, for a dub in a voice like theirs."""
+
+    embedding: tuple[float, ...]
+    f0_median: float
+    f0_low: float
+    f0_high: float
+    formant_1: float
+    formant_2: float
+    spectrum: tuple[float, ...] = ()  # mean log power in mel bands (workers/voice/spectrum.py)
+
+
+NESTED: dict[str, type] = {"voice": VoiceProfile}  # fields holding a nested record
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +134,8 @@ class SpeechSegment(Record):
     source_lang: str | None
     speech_end_at: float
     produced_at: float = field(default_factory=now)
+    speaker: str = ""  # who speaks, a label per session ("S1"); empty: not known
+    voice: VoiceProfile | None = None  # how they sound (the dub's voice is matched to it)
 
     @property
     def duration_s(self) -> float:
@@ -135,6 +160,8 @@ class Transcript(Record):
     target_langs: tuple[str, ...]
     speech_end_at: float
     produced_at: float = field(default_factory=now)
+    speaker: str = ""  # who speaks, a label per session ("S1"); empty: not known
+    voice: VoiceProfile | None = None  # how they sound (the dub's voice is matched to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +178,8 @@ class Translation(Record):
     target_lang: str
     speech_end_at: float
     produced_at: float = field(default_factory=now)
+    speaker: str = ""  # who speaks, a label per session ("S1"); empty: not known
+    voice: VoiceProfile | None = None  # how they sound (the dub's voice is matched to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +203,8 @@ class DubbedSpeech(Record):
     mouth: tuple[float, ...]
     speech_end_at: float
     produced_at: float = field(default_factory=now)
+    mouth_round: tuple[float, ...] = ()  # lip rounding -1 (spread) .. 1 (round), like `mouth`
+    speaker: str = ""
 
     def samples(self) -> np.ndarray:
         return pcm_to_float(self.pcm)

@@ -9,6 +9,9 @@ Both drive the same `Pipeline` stage objects through `Stage.process()`:
   producer (backpressure) and FIFO queues with one worker per stage keep each
   session's outputs in order.
 
+Each Transcript passing between stages is also handed to every sink of the session
+(`Sink.transcript`), ahead of its speech: the source side of the subtitles.
+
 Errors: a non-retryable error on one record (bad segment, unsupported detected
 language) drops that record with a warning and the source is kept for that
 span; retryable errors are retried; configuration and model-load errors stop
@@ -27,8 +30,8 @@ from typing import Any
 from workers.errors import ConfigError, LiveDubError, ModelLoadError
 from workers.lipsync.stage import LipsyncJob
 from workers.pipeline import FrameSource, Pipeline, Sink
-from workers.records import AudioChunk, DubbedSpeech, SessionControl, SpeechSegment, VideoFrame
-from workers.retry import with_retries
+from workers.records import AudioChunk, DubbedSpeech, SessionControl, Transcript, VideoFrame
+from workers.retry import RetryPolicy
 from workers.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -82,20 +85,25 @@ class Session:
 
 
 class Runner:
-    """Runs sessions through a loaded pipeline, sequentially or pipelined."""
+    """Runs sessions through a loaded pipeline, sequentially or pipelined.
+
+    The chain of stages (and so the queues between them) comes from the pipeline's topology:
+    its first stage cuts the audio into segments, the middle ones map records one by one, and
+    the frame stage (lip sync) joins each dubbed speech with the source frames of its span.
+    """
 
     def __init__(
         self,
         pipeline: Pipeline,
         *,
         queue_size: int = 8,
-        retries: int = 2,
+        retry: RetryPolicy | None = None,
         frame_batch: int = FRAME_BATCH,
         on_progress: Callable[[float], None] | None = None,
     ) -> None:
         self.p = pipeline
         self.queue_size = queue_size
-        self.retries = retries
+        self.retry = retry or RetryPolicy()
         self.frame_batch = frame_batch
         self.on_progress = on_progress
         self.report = RunReport(mode="")
@@ -104,7 +112,7 @@ class Runner:
     async def _call(self, stage: Stage, record: Any) -> list[Any]:
         """`stage.process` with the run's error policy; [] means the record was dropped."""
         try:
-            return await with_retries(lambda: stage.process(record), self.retries, stage.name)
+            return await self.retry.run(lambda: stage.process(record), stage.name)
         except (ConfigError, ModelLoadError):
             raise
         except LiveDubError as e:
@@ -112,28 +120,25 @@ class Runner:
             log.warning("dropped %s; the source is kept for that span", what)
             self.report.dropped.append(what)
             return []
-        return []
 
-    async def _segments_of(self, chunk: AudioChunk) -> list[SpeechSegment]:
+    async def _step(self, i: int, record: Any) -> list[Any]:
+        """Record into chain stage `i`; the first stage's outputs are segments, whose availability is noted."""
+        stage = self._chain[i]
+        if i > 0:
+            return await self._call(stage, record)
         if self.on_progress:
-            self.on_progress(chunk.pts_s + chunk.duration_s)
-        segs = await self._call(self.p["segment"], chunk)
+            self.on_progress(record.pts_s + record.duration_s)
+        segs = await self._call(stage, record)
         for seg in segs:
-            self._available[seg.seq] = chunk.captured_at
+            self._available[seg.seq] = record.captured_at
         return segs
 
-    async def _flush_segments(self, session_id: str) -> list[SpeechSegment]:
-        """End of the audio: the open segment closes now."""
-        segs = await self.p["segment"].flush(session_id)
-        for seg in segs:
-            self._available[seg.seq] = time.time()
-        return segs
-
-    async def _speeches_of(self, seg: SpeechSegment) -> list[DubbedSpeech]:
-        out = []
-        for tr in await self._call(self.p["asr"], seg):
-            for tl in await self._call(self.p["translate"], tr):
-                out += await self._call(self.p["tts"], tl)
+    async def _flush(self, i: int, session_id: str) -> list[Any]:
+        """End of the stream for chain stage `i`: what it still holds (the open segment) comes out now."""
+        out = await self._chain[i].flush(session_id)
+        if i == 0:
+            for seg in out:
+                self._available[seg.seq] = time.time()
         return out
 
     async def _lipsync(self, s: Session, sp: DubbedSpeech, emit: Callable[[Any], Any]) -> None:
@@ -143,18 +148,29 @@ class Runner:
         if src is not None:
             await emit(("frames", sp.target_lang, await loop.run_in_executor(None, list, src.until(sp.start_s))))
         await emit(("speech", sp.target_lang, sp))
-        if src is not None and self.p.has("lipsync"):
+        lipsync = self.p.frame_stage()
+        if src is not None and lipsync is not None:
             inside: list[VideoFrame] = await loop.run_in_executor(None, list, src.until(sp.end_s))
             for i in range(0, len(inside), self.frame_batch):
                 batch = inside[i : i + self.frame_batch]
-                out = await self._call(self.p["lipsync"], LipsyncJob(sp, tuple(batch)))
+                out = await self._call(lipsync, LipsyncJob(sp, tuple(batch)))
                 await emit(("frames", sp.target_lang, out or batch))
         elif src is not None:
             await emit(("frames", sp.target_lang, await loop.run_in_executor(None, list, src.until(sp.end_s))))
         await emit(("done", sp.target_lang, sp))
 
+    @staticmethod
+    async def _show(record: Any, emit: Callable[[Any], Any]) -> None:
+        """A transcript on its way between stages goes to the sinks too (subtitles of the source)."""
+        if isinstance(record, Transcript):
+            await emit(("transcript", "", record))
+
     def _write(self, s: Session, item: tuple[str, str, Any]) -> None:
         kind, lang, payload = item
+        if kind == "transcript":  # one transcript for every language of the session
+            for sink in s.sinks.values():
+                sink.transcript(payload)
+            return
         sink = s.sinks[lang]
         if kind == "frames":
             if payload:
@@ -179,81 +195,91 @@ class Runner:
     def _begin(self, mode: str, s: Session) -> None:
         self.p.load()
         self.p.check_session(s.control)
-        self.p["segment"].open_session(s.control)
+        self._chain = self.p.chain()
+        if not self._chain:
+            raise ConfigError("the pipeline has no stages to run")
+        self.p.open_session(s.control)
         self.report = RunReport(mode=mode)
         self._available: dict[int, float] = {}
+
+    async def _session(self, mode: str, s: Session, body: Callable[[_SinkWriter], Any]) -> RunReport:
+        """Open the session on every stage, run `body`, and end the session however it ends."""
+        self._begin(mode, s)
+        started = time.perf_counter()
+        sink_exec = _SinkWriter(self, s)
+        try:
+            await body(sink_exec)
+        except BaseException:
+            sink_exec.abort()
+            raise
+        finally:
+            self.p.end_session(s.control.session_id)
+        self.report.wall_s = time.perf_counter() - started
+        return self.report
 
     # -- sequential baseline ----------------------------------------------
     async def run_sequential(self, s: Session) -> RunReport:
         """Each segment through all stages before the next one starts (the paper's baseline)."""
-        self._begin("sequential", s)
-        started = time.perf_counter()
-        sink_exec = _SinkWriter(self, s)
+        n = len(self.p.chain())
 
-        async def through(segs: list[SpeechSegment]) -> None:
-            for seg in segs:
-                for sp in await self._speeches_of(seg):
-                    await self._lipsync(s, sp, sink_exec.write_now)
+        async def through(i: int, records: list[Any], sink_exec: _SinkWriter) -> None:
+            for rec in records:
+                await self._show(rec, sink_exec.write_now)
+                if i == n:
+                    await self._lipsync(s, rec, sink_exec.write_now)
+                else:
+                    await through(i + 1, await self._step(i, rec), sink_exec)
 
-        try:
+        async def body(sink_exec: _SinkWriter) -> None:
             async for chunk in s.audio:
-                await through(await self._segments_of(chunk))
-            await through(await self._flush_segments(s.control.session_id))
+                await through(0, [chunk], sink_exec)
+            for i in range(n):  # end of the audio: what each stage holds, through the rest
+                await through(i + 1, await self._flush(i, s.control.session_id), sink_exec)
             await sink_exec.finish()
-        except BaseException:
-            sink_exec.abort()
-            raise
-        self.report.wall_s = time.perf_counter() - started
-        return self.report
+
+        return await self._session("sequential", s, body)
 
     # -- pipeline-parallel -----------------------------------------------
     async def run_pipelined(self, s: Session) -> RunReport:
         """Stages run concurrently, connected by bounded queues (backpressure, order kept)."""
-        self._begin("pipelined", s)
-        started = time.perf_counter()
-        q = [asyncio.Queue(self.queue_size) for _ in range(5)]
-        sink_exec = _SinkWriter(self, s)
-
-        async def source() -> None:
-            async for chunk in s.audio:
-                await q[0].put(chunk)
-            await q[0].put(_END)
-
+        names = [st.name for st in self.p.chain()]
+        n = len(names)
         depth = self.p.metrics.queue_depth if self.p.metrics else None
-        names = ("segment", "asr", "translate", "tts", "lipsync")
 
-        async def worker(i: int, fn: Callable[[Any], Any]) -> None:
-            while (item := await q[i].get()) is not _END:
-                if depth:
-                    depth.labels(names[i]).set(q[i].qsize())
-                for out in await fn(item):
+        async def body(sink_exec: _SinkWriter) -> None:
+            q = [asyncio.Queue(self.queue_size) for _ in range(n + 1)]  # q[i] feeds chain stage i
+
+            async def source() -> None:
+                async for chunk in s.audio:
+                    await q[0].put(chunk)
+                await q[0].put(_END)
+
+            async def worker(i: int) -> None:
+                while (item := await q[i].get()) is not _END:
+                    if depth:
+                        depth.labels(names[i]).set(q[i].qsize())
+                    for out in await self._step(i, item):
+                        await self._show(out, sink_exec.put)
+                        await q[i + 1].put(out)
+                for out in await self._flush(i, s.control.session_id):  # end of stream: what it holds
+                    await self._show(out, sink_exec.put)
                     await q[i + 1].put(out)
-            if i == 0:  # end of the audio: close the open segment
-                for out in await self._flush_segments(s.control.session_id):
-                    await q[1].put(out)
-            await q[i + 1].put(_END)
+                await q[i + 1].put(_END)
 
-        async def lip() -> None:
-            while (sp := await q[4].get()) is not _END:
-                await self._lipsync(s, sp, sink_exec.put)
-            await sink_exec.put(_END)
+            async def frames() -> None:
+                while (sp := await q[n].get()) is not _END:
+                    await self._lipsync(s, sp, sink_exec.put)
+                await sink_exec.put(_END)
 
-        tasks = [
-            asyncio.create_task(source(), name="source"),
-            asyncio.create_task(worker(0, self._segments_of), name="segment"),
-            asyncio.create_task(worker(1, lambda r: self._call(self.p["asr"], r)), name="asr"),
-            asyncio.create_task(worker(2, lambda r: self._call(self.p["translate"], r)), name="translate"),
-            asyncio.create_task(worker(3, lambda r: self._call(self.p["tts"], r)), name="tts"),
-            asyncio.create_task(lip(), name="lipsync"),
-            asyncio.create_task(sink_exec.drain(), name="sink"),
-        ]
-        try:
+            tasks = [
+                asyncio.create_task(source(), name="source"),
+                *(asyncio.create_task(worker(i), name=names[i]) for i in range(n)),
+                asyncio.create_task(frames(), name="frames"),
+                asyncio.create_task(sink_exec.drain(), name="sink"),
+            ]
             await _gather_or_cancel(tasks)
-        except BaseException:
-            sink_exec.abort()
-            raise
-        self.report.wall_s = time.perf_counter() - started
-        return self.report
+
+        return await self._session("pipelined", s, body)
 
     async def run(self, s: Session, mode: str = "pipelined") -> RunReport:
         if mode == "pipelined":

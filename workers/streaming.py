@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from workers.errors import BadInputError
+from workers.errors import BadInputError, LiveDubError
 from workers.lipsync.join import FrameJoiner, Ready
 from workers.lipsync.stage import LipsyncJob, LipsyncStage
 from workers.media.frames import decode_frame, encode_frame
@@ -54,6 +54,15 @@ def is_end(record: Record) -> bool:
     return getattr(record, "seq", 0) == END
 
 
+def control_of(record: Record) -> SessionControl:
+    """What a record says about its session, for a stage that never sees the control record."""
+    langs = getattr(record, "target_langs", None)
+    if langs is None:
+        lang = getattr(record, "target_lang", None)
+        langs = (lang,) if lang else ()
+    return SessionControl(record.session_id, "start", tuple(langs), getattr(record, "source_lang", None) or None)
+
+
 def audio_end(session_id: str, pts_s: float, sample_rate: int = 16000) -> AudioChunk:
     return AudioChunk(session_id, END, pts_s, sample_rate, b"")
 
@@ -79,14 +88,31 @@ class Step:
         self.stage = stage
         self._key: Hashable | None = None
         self._released: list[Hashable] = []
+        self.open: set[str] = set()  # sessions opened on the stage and not ended yet
 
     async def handle(self, record: Record) -> list[Record]:
+        """A session opens on the stage with its first record and ends with its end marker, after
+        the stage has flushed what it still held for it."""
+        sid = record.session_id
         if is_end(record):
-            return self.markers(record)
+            out = await self.stage.flush(sid) if sid in self.open else []
+            self.open.discard(sid)
+            self.stage.end_session(sid)
+            return [*out, *self.markers(record)]
+        if sid not in self.open:
+            self.stage.open_session(control_of(record))
+            self.open.add(sid)
         return await self.stage.process(record)
 
     def markers(self, record: Record) -> list[Record]:
-        raise NotImplementedError
+        """The next hop's end marker (by default the marker itself: input and output of one type)."""
+        return [record]
+
+    def output_streams(self, record: Record) -> list[str] | None:
+        """The (per-session) output streams one input feeds: "" or its target languages; None for a
+        stateful step, which replays its inputs to rebuild its state (its outputs are deduplicated
+        instead). The Kafka edge skips an input whose every output stream already has its seq."""
+        return None
 
     def retained(self) -> Hashable | None:
         """Key of the record just handled if this step still needs it (to be released later)."""
@@ -175,6 +201,7 @@ class SegmentStep(Step):
             return []
         if is_end(record):
             segs = await self.stage.flush(sid)
+            self.stage.end_session(sid)
             del self.sessions[sid]
             self.last_seq.pop(sid, None)
             self._release(sid)
@@ -202,19 +229,27 @@ class SegmentStep(Step):
 
 
 class AsrStep(Step):
+    def output_streams(self, record: Record) -> list[str] | None:
+        return [""]
+
     def markers(self, seg: SpeechSegment) -> list[Record]:
-        self.stage.end_session(seg.session_id)
         return [Transcript(seg.session_id, END, seg.start_s, seg.end_s, "", seg.source_lang or "",
                            0.0, seg.target_langs, seg.speech_end_at)]
 
 
 class TranslateStep(Step):
+    def output_streams(self, record: Record) -> list[str] | None:
+        return list(record.target_langs)
+
     def markers(self, tr: Transcript) -> list[Record]:
         return [Translation(tr.session_id, END, tr.start_s, tr.end_s, "", tr.language, lang, tr.speech_end_at)
                 for lang in tr.target_langs]
 
 
 class TtsStep(Step):
+    def output_streams(self, record: Record) -> list[str] | None:
+        return [record.target_lang]
+
     def markers(self, tl: Translation) -> list[Record]:
         return [DubbedSpeech(tl.session_id, END, tl.start_s, tl.end_s, tl.target_lang, "", 16000, b"",
                              50.0, (), tl.speech_end_at)]
@@ -269,9 +304,12 @@ class LipsyncStep(Step):
                 log.warning("lipsync: session %s idle for %.0f s: ending it", sid, clock - self.last_at[sid])
                 self.ended_langs[sid].update(j.langs)
                 j.end_video()
-                out += await self._emit(sid, j.ready())
-                out += await self._finish_langs(sid, j)
-                if sid in self.joiners:  # no language ever known: nothing to emit
+                try:
+                    out += await self._emit(sid, j.ready())
+                    out += await self._finish_langs(sid, j)
+                except LiveDubError as e:  # one bad session never stops the timer (or the others)
+                    log.warning("lipsync: session %s could not be finished on expiry (%s): dropped", sid, e)
+                if sid in self.joiners:  # no language ever known (or it failed): nothing to emit
                     self._drop(sid)
             self.last_at.pop(sid, None)
             self._settle(sid)
@@ -304,6 +342,8 @@ class LipsyncStep(Step):
         if isinstance(record, SessionControl):
             if record.action == "start":
                 self.finished.pop(sid, None)  # a new session under a reused id
+                if sid not in self.joiners:
+                    self.stage.open_session(record)
                 j = self._joiner(sid, record.target_langs)
                 for lang in record.target_langs:
                     if lang not in j.pending:
@@ -378,12 +418,3 @@ class LipsyncStep(Step):
         data = f.data if f.encoding == self.encoding else encode_frame(decode_frame(f), self.encoding)
         return DubbedFrame(f.session_id, self.PASSTHROUGH, f.seq, f.pts_s, lang, f.width, f.height,
                            self.encoding, data, False, 0.0)
-
-
-STEPS: dict[str, type[Step]] = {
-    "segment": SegmentStep,
-    "asr": AsrStep,
-    "translate": TranslateStep,
-    "tts": TtsStep,
-    "lipsync": LipsyncStep,
-}

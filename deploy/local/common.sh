@@ -1,10 +1,11 @@
 # Shared helpers for deploy/local/*.sh (sourced, not executed).
 # Everything listens on 127.0.0.1 only. Ports, cache and state directories are overridable by env:
-#   LIVEDUB_LOCAL_KAFKA_PORT (9092)      LIVEDUB_LOCAL_CONTROLLER_PORT (9093)
-#   LIVEDUB_LOCAL_REGISTRY_PORT (8081)   LIVEDUB_LOCAL_REGISTRY_MGMT_PORT (8082, Apicurio >= 3.1 health)
-#   LIVEDUB_LOCAL_PROMETHEUS_PORT (9090)
-#   LIVEDUB_LOCAL_CACHE (<repo>/.cache/livedub-local: jars, unpacked registry)
-#   LIVEDUB_LOCAL_STATE (<cache>/state: data dirs, logs, pid files; removed by `down`)
+#   LOCAL_LIVEDUB_KAFKA_PORT (9092)      LOCAL_LIVEDUB_CONTROLLER_PORT (9093)
+#   LOCAL_LIVEDUB_REGISTRY_PORT (8081)   LOCAL_LIVEDUB_REGISTRY_MGMT_PORT (8082, Apicurio >= 3.1 health)
+#   LOCAL_LIVEDUB_PROMETHEUS_PORT (9090)
+#   LOCAL_LIVEDUB_LIVEKIT_PORT (7880)   LOCAL_LIVEDUB_LIVEKIT_RTC_TCP_PORT (7881)   LOCAL_LIVEDUB_LIVEKIT_UDP_PORTS (50100-50200)
+#   LOCAL_LIVEDUB_CACHE (<repo>/.cache/livedub-local: jars, unpacked registry)
+#   LOCAL_LIVEDUB_STATE (<cache>/state: data dirs, logs, pid files; removed by `down`)
 # shellcheck shell=bash disable=SC2034
 
 LD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,14 +14,17 @@ LD_DEPLOY="$LD_ROOT/deploy/local"
 . "$LD_DEPLOY/versions.env"
 
 LD_HOST=127.0.0.1
-KAFKA_PORT="${LIVEDUB_LOCAL_KAFKA_PORT:-9092}"
-CONTROLLER_PORT="${LIVEDUB_LOCAL_CONTROLLER_PORT:-9093}"
-REGISTRY_PORT="${LIVEDUB_LOCAL_REGISTRY_PORT:-8081}"
-REGISTRY_MGMT_PORT="${LIVEDUB_LOCAL_REGISTRY_MGMT_PORT:-8082}"
-PROMETHEUS_PORT="${LIVEDUB_LOCAL_PROMETHEUS_PORT:-9090}"
+KAFKA_PORT="${LOCAL_LIVEDUB_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${LOCAL_LIVEDUB_CONTROLLER_PORT:-9093}"
+REGISTRY_PORT="${LOCAL_LIVEDUB_REGISTRY_PORT:-8081}"
+REGISTRY_MGMT_PORT="${LOCAL_LIVEDUB_REGISTRY_MGMT_PORT:-8082}"
+PROMETHEUS_PORT="${LOCAL_LIVEDUB_PROMETHEUS_PORT:-9090}"
+LIVEKIT_PORT="${LOCAL_LIVEDUB_LIVEKIT_PORT:-7880}"
+LIVEKIT_RTC_TCP_PORT="${LOCAL_LIVEDUB_LIVEKIT_RTC_TCP_PORT:-7881}"
+LIVEKIT_UDP_PORTS="${LOCAL_LIVEDUB_LIVEKIT_UDP_PORTS:-50100-50200}"
 
-LD_CACHE="${LIVEDUB_LOCAL_CACHE:-$LD_ROOT/.cache/livedub-local}"
-LD_STATE="${LIVEDUB_LOCAL_STATE:-$LD_CACHE/state}"
+LD_CACHE="${LOCAL_LIVEDUB_CACHE:-$LD_ROOT/.cache/livedub-local}"
+LD_STATE="${LOCAL_LIVEDUB_STATE:-$LD_CACHE/state}"
 KAFKA_LIBS="$LD_CACHE/kafka-$KAFKA_VERSION/libs"
 APICURIO_HOME="$LD_CACHE/apicurio-$APICURIO_VERSION"
 
@@ -107,6 +111,28 @@ wait_until() {
 }
 
 now_ms() { date +%s%3N; }
+
+# service_stop NAME PIDFILE MATCH STATEDIR: stop a daemon started by start_daemon and remove its state.
+service_stop() {
+  if live_pid "$2" "$3" >/dev/null; then
+    stop_pid "$2" 20 "$3"
+    ld_log "$1 stopped"
+  fi
+  rm -rf "$4"
+}
+
+# service_status NAME PIDFILE MATCH ADDRESS READY...: one line; exit 1 unless it runs and READY succeeds.
+service_status() {
+  local name="$1" pidfile="$2" match="$3" addr="$4" pid
+  shift 4
+  if pid="$(live_pid "$pidfile" "$match")" && "$@" >/dev/null 2>&1; then
+    echo "$name: running (pid $pid) $addr"
+  elif [ -n "${pid:-}" ]; then
+    echo "$name: starting (pid $pid)"; return 1
+  else
+    echo "$name: stopped"; return 1
+  fi
+}
 
 # Serialise start/stop across shells (several engineers and test sessions share one machine).
 # The lock file lives in the cache (not the state dir, which `down` removes); nested calls

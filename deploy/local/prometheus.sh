@@ -6,7 +6,7 @@
 # TARGET is host:port or name=host:port (adds the label worker="name"); all targets are scraped
 # at /metrics under job="livedub" through file-based service discovery, so `targets` takes
 # effect within seconds. `start` when already running rewrites the config and reloads it.
-# Env: see common.sh; LIVEDUB_LOCAL_PROMETHEUS_SCRAPE_INTERVAL (default 2s).
+# Env: see common.sh; LOCAL_LIVEDUB_PROMETHEUS_SCRAPE_INTERVAL (default 2s).
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -18,7 +18,7 @@ P_LOG="$P_STATE/prometheus.log"
 P_CONF="$P_STATE/prometheus.yml"
 P_TARGETS="$P_STATE/targets"
 P_URL="http://$LD_HOST:$PROMETHEUS_PORT"
-INTERVAL="${LIVEDUB_LOCAL_PROMETHEUS_SCRAPE_INTERVAL:-2s}"
+INTERVAL="${LOCAL_LIVEDUB_PROMETHEUS_SCRAPE_INTERVAL:-2s}"
 
 prometheus_ready() { curl -sf -m 2 "$P_URL/-/ready" >/dev/null; }
 
@@ -84,7 +84,7 @@ start() {
     ld_log "prometheus already running (pid $pid) on $P_URL; config and targets updated"
     return 0
   fi
-  require_free_ports "$PROMETHEUS_PORT:LIVEDUB_LOCAL_PROMETHEUS_PORT"
+  require_free_ports "$PROMETHEUS_PORT:LOCAL_LIVEDUB_PROMETHEUS_PORT"
   t0="$(now_ms)"
   rm -rf "$P_STATE"
   write_config "${rules[@]}"
@@ -96,24 +96,8 @@ start() {
   ld_log "prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}') started (pid $(cat "$P_PID")) on $P_URL in $(( $(now_ms) - t0 )) ms"
 }
 
-stop() {
-  if live_pid "$P_PID" "$MATCH" >/dev/null; then
-    stop_pid "$P_PID" 20 "$MATCH"
-    ld_log "prometheus stopped"
-  fi
-  rm -rf "$P_STATE"
-}
-
-status() {
-  local pid
-  if pid="$(live_pid "$P_PID" "$MATCH")" && prometheus_ready; then
-    echo "prometheus: running (pid $pid) url=$P_URL"
-  elif [ -n "${pid:-}" ]; then
-    echo "prometheus: starting (pid $pid)"; return 1
-  else
-    echo "prometheus: stopped"; return 1
-  fi
-}
+stop() { service_stop prometheus "$P_PID" "$MATCH" "$P_STATE"; }
+status() { service_status prometheus "$P_PID" "$MATCH" "url=$P_URL" prometheus_ready; }
 
 cmd="${1:-}"; shift || true
 case "$cmd" in

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Apicurio Registry (in-memory storage) on 127.0.0.1, serving the Confluent-compatible API at
-#   http://127.0.0.1:$LIVEDUB_LOCAL_REGISTRY_PORT/apis/ccompat/v7
+#   http://127.0.0.1:$LOCAL_LIVEDUB_REGISTRY_PORT/apis/ccompat/v7
 #   deploy/local/registry.sh start|stop|status
 # start: no-op when already running; waits for the readiness health check. stop: kills it and
 # removes its state (schemas live in memory, so they go with it). Env: see common.sh;
-# LIVEDUB_LOCAL_REGISTRY_HEAP (default -Xmx384m), LIVEDUB_LOCAL_REGISTRY_JAVA_OPTS.
+# LOCAL_LIVEDUB_REGISTRY_HEAP (default -Xmx384m), LOCAL_LIVEDUB_REGISTRY_JAVA_OPTS.
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -38,7 +38,7 @@ start() {
     ld_log "registry already running (pid $pid) on http://$LD_HOST:$REGISTRY_PORT"
     return 0
   fi
-  require_free_ports "$REGISTRY_PORT:LIVEDUB_LOCAL_REGISTRY_PORT"
+  require_free_ports "$REGISTRY_PORT:LOCAL_LIVEDUB_REGISTRY_PORT"
   [ -n "$(registry_jar)" ] || bash "$LD_ROOT/scripts/install_kafka.sh" --registry
   jar="$(registry_jar)"
   [ -n "$jar" ] || ld_die "no Apicurio jar under $APICURIO_HOME"
@@ -48,9 +48,9 @@ start() {
   rm -rf "$R_STATE"
   mkdir -p "$R_STATE"
   # shellcheck disable=SC2206
-  local -a heap=(${LIVEDUB_LOCAL_REGISTRY_HEAP:--Xmx384m})
+  local -a heap=(${LOCAL_LIVEDUB_REGISTRY_HEAP:--Xmx384m})
   # shellcheck disable=SC2206
-  local -a extra=(${LIVEDUB_LOCAL_REGISTRY_JAVA_OPTS:-})
+  local -a extra=(${LOCAL_LIVEDUB_REGISTRY_JAVA_OPTS:-})
   # C1 only and the serial GC: quicker start and less CPU on a shared box; traffic here is tiny.
   start_daemon "$R_PID" "$R_LOG" java "${heap[@]}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \

@@ -96,7 +96,8 @@ def test_runs_livedub_worker_under_tini(path: Path) -> None:
 def test_cuda_image_uses_onnxruntime_gpu() -> None:
     text = (DOCKER / "Dockerfile.cuda").read_text()
     assert "pip uninstall -y onnxruntime" in text
-    assert re.search(r"onnxruntime-gpu\[cuda,cudnn\]==\$\{ONNXRUNTIME_GPU_VERSION\}", text)
+    assert re.search(r"--no-deps \"onnxruntime-gpu==\$\{ONNXRUNTIME_GPU_VERSION\}\"", text)
+    assert 'pip install ".[models]"' in text  # the model layer (torch, transformers, Optimum) on GPU pools
     assert re.fullmatch(r"\d+\.\d+\.\d+", args(DOCKER / "Dockerfile.cuda")["ONNXRUNTIME_GPU_VERSION"])
     assert "CUDAExecutionProvider" in text
 
@@ -106,3 +107,18 @@ def test_build_context_is_filtered(path: Path) -> None:
     ignore = path.with_name(path.name + ".dockerignore").read_text().splitlines()
     assert ignore[1] == "**", "allowlist: exclude everything, then add back the sources"
     assert "!pyproject.toml" in ignore
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_images_install_the_apertium_pairs_install_sh_installs(path: Path) -> None:
+    """One list of language pairs (workers/translate/apertium.py): the images and install.sh agree on it."""
+    from workers.translate.apertium import PAIR_PACKAGES
+
+    script = (ROOT / "scripts" / "install.sh").read_text()
+    apt = re.search(r"^APT_PACKAGES=\(([^)]*)\)", script, re.M)
+    assert apt, "install.sh has no APT_PACKAGES=(...)"
+    for where, packages in (("scripts/install.sh", apt.group(1).split()),
+                            (path.name, args(path)["RUNTIME_PACKAGES"].split())):
+        assert "apertium" in packages, where
+        pairs = [p for p in packages if p.startswith("apertium-")]
+        assert sorted(pairs) == sorted(PAIR_PACKAGES), where

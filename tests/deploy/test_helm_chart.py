@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from workers.topology import DEFAULT
+
 from .conftest import (
     API_VERSIONS,
     CHART,
@@ -35,13 +37,7 @@ from .conftest import (
 
 STAGES = ("segment", "asr", "translate", "tts", "lipsync")
 GPU_STAGES = {"asr", "tts", "lipsync"}
-INPUT_TOPICS = {
-    "segment": "media.audio",
-    "asr": "segments",
-    "translate": "transcripts",
-    "tts": "translations",
-    "lipsync": "dubbed.speech",
-}
+INPUT_TOPICS = {stage: DEFAULT.main_input(stage) for stage in DEFAULT.names}  # the code's topology
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
 CRD_KINDS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda-v1alpha1.json",
@@ -412,7 +408,7 @@ def test_models_from_pvc_read_only() -> None:
         assert vols["models"]["persistentVolumeClaim"] == {"claimName": "livedub-models", "readOnly": True}
         mount = next(m for m in container(dep)["volumeMounts"] if m["name"] == "models")
         assert mount["readOnly"] is True and mount["mountPath"] == "/models"
-        assert env_of(dep)["LIVEDUB_MODELS__CACHE_DIR"]["value"] == "/models"
+        assert env_of(dep)["LIVEDUB_CACHE_DIR"]["value"] == "/models"
         assert "initContainers" not in pod
 
 
@@ -420,7 +416,7 @@ def test_models_from_init_container() -> None:
     for stage, dep in workers(render(values=(str(CPU_EXAMPLE),), sets=())).items():
         pod = dep["spec"]["template"]["spec"]
         (init,) = pod["initContainers"]
-        assert {"name": "LIVEDUB_STAGE", "value": stage} in init["env"]
+        assert {"name": "STAGE", "value": stage} in init["env"]
         assert any(m["name"] == "models" for m in init["volumeMounts"])
         assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}["models"]
 
@@ -513,7 +509,7 @@ def test_no_secret_objects_and_no_inline_credentials(values: Path) -> None:
                     assert "valueFrom" in e and "value" not in e, (d["metadata"]["name"], e)
 
 
-def test_topics_job_is_a_hook_creating_every_topic() -> None:
+def test_topics_job_is_a_hook() -> None:
     docs = render(values=(str(GPU_EXAMPLE),), sets=())
     (job,) = by_kind(docs, "Job").values()
     ann = job["metadata"]["annotations"]
@@ -521,14 +517,7 @@ def test_topics_job_is_a_hook_creating_every_topic() -> None:
     c = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in c["env"]}
     assert env["LIVEDUB_TOPICS__PARTITIONS"]["value"] == "12"
-    names = env["LIVEDUB_TOPIC_NAMES"]["value"].split(",")
-    assert set(INPUT_TOPICS.values()) | {"media.video", "dubbed.video", "session.control", "dlq"} == set(
-        names
-    )
     assert env["LIVEDUB_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "livedub"
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("create-topics")]
-    assert cm["metadata"]["annotations"]["helm.sh/hook-weight"] < ann["helm.sh/hook-weight"]
-    assert "def plan(" in cm["data"]["create_topics.py"]
 
 
 NOTES_WRAPPER = """apiVersion: v1
@@ -683,3 +672,31 @@ def test_helm_template_without_values_names_the_missing_setting() -> None:
     rc, _out, err = render_raw(sets=())
     assert rc != 0
     assert "/kafka/bootstrapServers" in err or "kafka.bootstrapServers" in err, err
+
+
+def test_principal_per_stage_uses_exactly_the_principals_livedub_acls_creates() -> None:
+    """kafka.sasl.principalPerStage: each worker (and the topics Job, and KEDA) authenticates as the
+    principal `livedub acls --apply` made for it, with the password file it wrote as the Secret key."""
+    from streams.acls import principal, principals
+    from streams.topics import Topics
+
+    docs = render(values=(str(GPU_EXAMPLE),), sets=("kafka.sasl.principalPerStage=true",
+                                                    "topics.prefix=prod.livedub."))
+    topics = Topics(prefix="prod.livedub.")
+    used = set()
+    for stage, dep in workers(docs).items():
+        env = env_of(dep)
+        who = principal(topics.prefix, stage)
+        assert env["LIVEDUB_KAFKA__SASL_USERNAME"]["value"] == who
+        assert env["LIVEDUB_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == f"{who}.password"
+        used.add(who)
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    job_env = {e["name"]: e for e in c["env"]}
+    assert job_env["LIVEDUB_KAFKA__SASL_USERNAME"]["value"] == principal(topics.prefix, "topics")
+    used.add(principal(topics.prefix, "topics"))
+    assert used <= set(principals(topics))
+    for ta in by_kind(docs, "TriggerAuthentication").values():
+        refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
+        assert refs["password"]["key"] == f"{principal(topics.prefix, stage_of(ta))}.password"
+        assert "username" not in refs

@@ -17,5 +17,5 @@ def test_installs_only_what_is_missing() -> None:
     assert "command -v promtool" in text
     assert 'go install -trimpath -ldflags "$ldflags"' in text
     assert "helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" in text
-    assert 'GOFLAGS="-mod=mod"' in text
+    assert '. "$ROOT/scripts/go_env.sh"' in text and 'GOFLAGS="-mod=mod"' in (SCRIPT.parent / "go_env.sh").read_text()
     assert "kubernetes_validate" in text

@@ -4,8 +4,8 @@
 Apicurio registry unless they already run (first run on a fresh machine also downloads the
 jars, see scripts/install_kafka.sh). The stack is left running afterwards so the next session
 starts in milliseconds; `deploy/local/livedub-local.sh down` stops it, or set
-LIVEDUB_LOCAL_DOWN_AFTER_TESTS=1 to stop it at the end of a session that started it.
-Tests that use it are marked `@pytest.mark.kafka`; LIVEDUB_SKIP_KAFKA_TESTS=1 skips them.
+LOCAL_LIVEDUB_DOWN_AFTER_TESTS=1 to stop it at the end of a session that started it.
+Tests that use it are marked `@pytest.mark.kafka`; LOCAL_LIVEDUB_SKIP_KAFKA_TESTS=1 skips them.
 Use `unique_topics` for topics of your own (a random prefix, deleted afterwards), so
 concurrent sessions on one machine never collide.
 """
@@ -27,8 +27,8 @@ LOCAL = ROOT / "deploy" / "local"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("LIVEDUB_SKIP_KAFKA_TESTS") == "1":
-        skip = pytest.mark.skip(reason="LIVEDUB_SKIP_KAFKA_TESTS=1")
+    if os.environ.get("LOCAL_LIVEDUB_SKIP_KAFKA_TESTS") == "1":
+        skip = pytest.mark.skip(reason="LOCAL_LIVEDUB_SKIP_KAFKA_TESTS=1")
         for item in items:
             if "kafka" in item.keywords:
                 item.add_marker(skip)
@@ -62,15 +62,15 @@ def kafka_stack() -> Iterator[KafkaStack]:
             k, v = line[len("export "):].split("=", 1)
             env[k] = v
     yield KafkaStack(env["LIVEDUB_KAFKA__BOOTSTRAP_SERVERS"], env["LIVEDUB_SCHEMA_REGISTRY__URL"], up_s, env)
-    if not was_running and os.environ.get("LIVEDUB_LOCAL_DOWN_AFTER_TESTS") == "1":
+    if not was_running and os.environ.get("LOCAL_LIVEDUB_DOWN_AFTER_TESTS") == "1":
         _run(script, "down", timeout=120)
 
 
 @pytest.fixture(scope="session")
 def registry_client(kafka_stack: KafkaStack):
-    from streams.registry import SchemaRegistryClient
+    from streams.registry import SchemaRegistry
 
-    with SchemaRegistryClient(kafka_stack.registry_url) as client:
+    with SchemaRegistry(kafka_stack.registry_url) as client:
         yield client
 
 
@@ -107,10 +107,10 @@ def prometheus_stack() -> Iterator[PrometheusStack]:
     """A real Prometheus on 127.0.0.1 (1 s scrape interval) with no targets yet; stopped at the end
     of the session unless it was already running."""
     script = str(LOCAL / "prometheus.sh")
-    port = os.environ.get("LIVEDUB_LOCAL_PROMETHEUS_PORT", "9090")
+    port = os.environ.get("LOCAL_LIVEDUB_PROMETHEUS_PORT", "9090")
     was_running = _run(script, "status", timeout=60).returncode == 0
-    interval = os.environ.get("LIVEDUB_LOCAL_PROMETHEUS_SCRAPE_INTERVAL", "1s")
-    proc = _run(script, "start", timeout=120, env={"LIVEDUB_LOCAL_PROMETHEUS_SCRAPE_INTERVAL": interval})
+    interval = os.environ.get("LOCAL_LIVEDUB_PROMETHEUS_SCRAPE_INTERVAL", "1s")
+    proc = _run(script, "start", timeout=120, env={"LOCAL_LIVEDUB_PROMETHEUS_SCRAPE_INTERVAL": interval})
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/prometheus.sh start failed:\n{proc.stderr[-4000:]}")
     yield PrometheusStack(f"http://127.0.0.1:{port}")

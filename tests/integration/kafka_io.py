@@ -17,7 +17,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.codecs import decode
-from streams.registry import SchemaRegistryClient
+from streams.registry import SchemaRegistry
 from streams.subscribe import partition_for
 from streams.topics import Topics
 from workers.records import Record
@@ -120,7 +120,7 @@ def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str
         consumer.close()
 
 
-def session_records(bootstrap: str, registry: SchemaRegistryClient, topics: Topics, topic: str,
+def session_records(bootstrap: str, registry: SchemaRegistry, topics: Topics, topic: str,
                     session: str) -> list[Record]:
     return [decode(v, registry) for _, v in raw_session_records(bootstrap, topics, topic, session)]
 

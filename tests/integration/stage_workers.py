@@ -39,7 +39,7 @@ def free_port() -> int:
 class Workers:
     def __init__(self, stack_env: dict[str, str], prefix: str, log_dir: Path, *, profile: str = "real",
                  cache_dir: Path | None = None, partitions: int = 12, extra_env: dict[str, str] | None = None,
-                 ready_timeout: float = 180.0) -> None:
+                 ready_timeout: float = 180.0, stage_env: dict[str, dict[str, str]] | None = None) -> None:
         self.prefix = prefix
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +55,7 @@ class Workers:
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
+        self.stage_env = stage_env or {}  # per worker (e.g. its own Kafka principal)
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, object] = {}
         self.starts: dict[str, int] = dict.fromkeys(STAGES, 0)
@@ -76,7 +77,8 @@ class Workers:
                 cmd += ["--profile", self.profile]
             self.procs[stage] = subprocess.Popen(
                 cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**self.env, "LIVEDUB_HTTP_PORT": str(self.ports[stage])}, start_new_session=True)
+                env={**self.env, **self.stage_env.get(stage, {}), "LIVEDUB_HTTP_PORT": str(self.ports[stage])},
+                start_new_session=True)
         if wait:
             self.wait_ready(*stages)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from faust.serializers import codecs as faust_codecs
 
 from streams.codecs import decode, encode, load_schema, register_codecs, schema_id_of, schema_names
 from streams.registry import (
-    SchemaRegistryClient,
+    SchemaRegistry,
     _schemas_at,
     check_backward_compatible,
     schema_text,
@@ -61,7 +62,26 @@ def test_create_topics(kafka_admin, unique_topics: Topics) -> None:
         create_topics(kafka_admin, odd.__class__(prefix=odd.prefix, partitions=12))
 
 
-def test_register_all_schemas(registry_client: SchemaRegistryClient, unique_topics: Topics) -> None:
+def test_size_limits_are_checked_against_the_broker(kafka_admin, unique_topics: Topics) -> None:
+    """The worker's producer (4 MB) against the topics it writes: the local broker takes 8 MiB; a topic
+    made with a 1 MB limit is named at start-up instead of failing the first large send."""
+    from dataclasses import replace
+
+    from streams.limits import check_limits
+
+    create_topics(kafka_admin, unique_topics)
+    limits = check_limits(kafka_admin, unique_topics, "lipsync", 4_000_000)
+    assert limits == {unique_topics.dubbed_video: 8388608, unique_topics.dlq: 8388608}
+    small = replace(unique_topics, prefix=unique_topics.prefix + "small.",
+                    config=(("max.message.bytes", "1000000"),))
+    create_topics(kafka_admin, small, names=[small.dubbed_speech, small.dlq])
+    with pytest.raises(ConfigError, match=rf"{small.dubbed_speech} max.message.bytes=1000000"):
+        check_limits(kafka_admin, small, "tts", 4_000_000)
+    with pytest.raises(ConfigError, match="cannot carry a dead letter"):
+        check_limits(kafka_admin, unique_topics, "tts", 100_000)
+
+
+def test_register_all_schemas(registry_client: SchemaRegistry, unique_topics: Topics) -> None:
     ids = {}
     try:
         for topic, name in unique_topics.schemas().items():
@@ -73,7 +93,7 @@ def test_register_all_schemas(registry_client: SchemaRegistryClient, unique_topi
             latest = registry_client.get_latest(subject)
             assert latest is not None and latest[0] == ids[name] and latest[1] == 1
         assert set(ids) == set(schema_names())
-        fresh = SchemaRegistryClient(registry_client.url)  # no cache: really fetched by id
+        fresh = SchemaRegistry(registry_client.url)  # no cache: really fetched by id
         for name, schema_id in ids.items():
             assert json.loads(fresh.get_schema(schema_id)) == load_schema(name)
         with pytest.raises(SchemaError, match="unknown to the registry"):
@@ -103,7 +123,7 @@ def _consume(bootstrap: str, topics: list[str], n: int, timeout: float = 60.0) -
 
 
 def test_produce_consume_avro_through_registry(kafka_stack: KafkaStack, kafka_admin, unique_topics: Topics,
-                                               registry_client: SchemaRegistryClient) -> None:
+                                               registry_client: SchemaRegistry) -> None:
     create_topics(kafka_admin, unique_topics)
     names = register_codecs(registry_client, unique_topics)  # the Faust codecs, real registry
     try:
@@ -120,7 +140,7 @@ def test_produce_consume_avro_through_registry(kafka_stack: KafkaStack, kafka_ad
 
         msgs = _consume(kafka_stack.bootstrap, [unique_topics.segments, unique_topics.transcripts], 2)
         by_topic = {m.topic(): m for m in msgs}
-        fresh = SchemaRegistryClient(kafka_stack.registry_url)  # a reader that never saw the writer
+        fresh = SchemaRegistry(kafka_stack.registry_url)  # a reader that never saw the writer
         assert decode(by_topic[unique_topics.segments].value(), fresh) == seg
         assert decode(by_topic[unique_topics.transcripts].value(), fresh, expect="Transcript") == tr
         assert faust_codecs.loads(names[unique_topics.segments], by_topic[unique_topics.segments].value()) == seg
@@ -134,7 +154,7 @@ def test_produce_consume_avro_through_registry(kafka_stack: KafkaStack, kafka_ad
             registry_client.delete_subject(value_subject(topic))
 
 
-def test_schema_evolution_rules(kafka_stack: KafkaStack, registry_client: SchemaRegistryClient) -> None:
+def test_schema_evolution_rules(kafka_stack: KafkaStack, registry_client: SchemaRegistry) -> None:
     subject = f"it.{uuid.uuid4().hex[:10]}.translations-value"
     v1 = load_schema("Translation")
     compatible = load_schema("Translation")
@@ -155,7 +175,7 @@ def test_schema_evolution_rules(kafka_stack: KafkaStack, registry_client: Schema
         assert id2 != id1
         assert registry_client.get_latest(subject)[:2] == (id2, 2)
         # old data still decodes; data written with v2 decodes with the v1 reader (field dropped)
-        fresh = SchemaRegistryClient(kafka_stack.registry_url)
+        fresh = SchemaRegistry(kafka_stack.registry_url)
         assert decode(old_value, fresh).text == "hola"
         import io
 
@@ -170,7 +190,7 @@ def test_schema_evolution_rules(kafka_stack: KafkaStack, registry_client: Schema
         registry_client.delete_subject(subject)
 
 
-def test_committed_schemas_are_backward_compatible(registry_client: SchemaRegistryClient) -> None:
+def test_committed_schemas_are_backward_compatible(registry_client: SchemaRegistry) -> None:
     """Working-tree schemas/*.avsc against HEAD (what .ci/schema-compat.sh does against its base ref)."""
     old = _schemas_at("HEAD", ROOT)
     if old is None:
@@ -224,3 +244,36 @@ def test_prometheus_scrapes_targets(prometheus_stack: PrometheusStack) -> None:
     finally:
         prometheus_stack.set_targets()
         server.shutdown()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_wheel_install_finds_its_schemas(kafka_stack: KafkaStack, unique_topics: Topics, tmp_path) -> None:
+    """`pip install .` into a fresh venv (no source tree on sys.path), then `livedub topics --create`."""
+    import sysconfig
+    import venv
+
+    fresh = tmp_path / "venv"
+    venv.create(fresh, with_pip=True)
+    py = fresh / "bin" / "python"
+    # The dependencies come from this venv's site-packages as a plain path (not addsitedir, so the
+    # editable install's finder there is not loaded): LiveDub itself can only come from the wheel.
+    deps = sysconfig.get_paths()["purelib"]
+    fresh_site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    Path(fresh_site, "deps.pth").write_text(deps + "\n")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    where = subprocess.run([py, "-c", "import schemas, streams.codecs as c; print(schemas.__file__); "
+                            "print(c.schema_names())"], capture_output=True, text=True, cwd=tmp_path)
+    assert where.returncode == 0, where.stderr
+    assert str(fresh) in where.stdout.splitlines()[0] and "SessionControl" in where.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDUB_")}
+    env |= kafka_stack.env | {"LIVEDUB_TOPICS__PREFIX": unique_topics.prefix}
+    out = subprocess.run([fresh / "bin" / "livedub", "topics", "--create"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for topic, schema in unique_topics.schemas().items():
+        line = next(x for x in out.stdout.splitlines() if x.startswith(topic + " "))
+        assert schema in line and "12 partitions" in line and "not registered" not in line, line

@@ -109,7 +109,7 @@ def test_packaged_base_is_joined_once_and_rejoined_when_corrupt(tmp_path):
     assert base_unavailable() is None and model_unavailable("base") is None
     model_dir = join_base(tmp_path)
     model = model_dir / "model.bin"
-    assert model_dir == tmp_path / "models" / "whisper-base"
+    assert model_dir == tmp_path / "models" / "whisper-base" / "ct2"
     assert {"config.json", "tokenizer.json", "vocabulary.json"} <= {p.name for p in model_dir.iterdir()}
     meta = json.loads(sidecar_path(model).read_text())
     assert model.stat().st_size == meta["size"] == sum(meta["sources"].values())

@@ -107,30 +107,30 @@ EXACT: list[tuple[Record, int, str]] = [
                       produced_at=10.25),
         1028,
         "00" "00000404" "047331" "8001" "000000000000f03f" "0000000000000440" "80fa01" "040001"
-        "0a7061757365" "02" "046573" "00" "00" "0000000000002440" "0000000000802440",
+        "0a7061757365" "02" "046573" "00" "00" "0000000000002440" "0000000000802440" "00" "00",
     ),
     (
         Transcript(session_id="s1", seq=64, start_s=1.0, end_s=2.5, text="hi é", language="en", confidence=0.5,
                    target_langs=("es", "fr"), speech_end_at=10.0, produced_at=11.0),
         1285,
         "00" "00000505" "047331" "8001" "000000000000f03f" "0000000000000440" "0a686920c3a9" "04656e"
-        "000000000000e03f" "04" "046573" "046672" "00" "0000000000002440" "0000000000002640",
+        "000000000000e03f" "04" "046573" "046672" "00" "0000000000002440" "0000000000002640" "00" "00",
     ),
     (
         Translation(session_id="s1", seq=64, start_s=1.0, end_s=2.5, text="hola", source_lang="en",
                     target_lang="es", speech_end_at=10.0, produced_at=12.0),
         1542,
         "00" "00000606" "047331" "8001" "000000000000f03f" "0000000000000440" "08686f6c61" "04656e" "046573"
-        "0000000000002440" "0000000000002840",
+        "0000000000002440" "0000000000002840" "00" "00",
     ),
     (
         DubbedSpeech(session_id="s1", seq=64, start_s=1.0, end_s=2.5, target_lang="es", text="hola",
                      sample_rate=22050, pcm=b"\x10\x00", mouth_rate=25.0, mouth=(0.0, 0.5, 1.0),
-                     speech_end_at=10.0, produced_at=13.0),
+                     speech_end_at=10.0, produced_at=13.0, mouth_round=(-1.0,)),
         1799,
         "00" "00000707" "047331" "8001" "000000000000f03f" "0000000000000440" "046573" "08686f6c61" "c4d802"
         "041000" "0000000000003940" "06" "00000000" "0000003f" "0000803f" "00" "0000000000002440"
-        "0000000000002a40",
+        "0000000000002a40" "02" "000080bf" "00" "00",
     ),
     (
         DubbedFrame(session_id="s1", seq=64, frame_seq=1000, pts_s=1.04, target_lang="es", width=640, height=360,
@@ -146,7 +146,7 @@ EXACT: list[tuple[Record, int, str]] = [
                    original_value=b"\x00\x00\x00\x00\x01", at=15.0),
         2313,
         "00" "00000909" "06617372" "206c6976656475622e7365676d656e7473" "16" "aab4de75" "08626f6f6d"
-        "1453746167654572726f72" "00" "02047331" "0a0000000001" "0000000000002e40",
+        "1453746167654572726f72" "00" "02047331" "0a0000000001" "0000000000002e40" "01",
     ),
 ]
 
@@ -195,6 +195,14 @@ def _py_type(avro: object) -> object:
         return _py_type(other) | None
     if isinstance(avro, dict) and avro["type"] == "array":
         return tuple[_py_type(avro["items"]), ...]
+    if isinstance(avro, dict) and avro["type"] == "record":  # a nested record: its dataclass, field by field
+        from workers.records import NESTED
+
+        (cls,) = [c for c in NESTED.values() if c.__name__ == avro["name"]]
+        hints = typing.get_type_hints(cls)
+        assert [f.name for f in dataclasses.fields(cls)] == [f["name"] for f in avro["fields"]]
+        assert all(hints[f["name"]] == _py_type(f["type"]) for f in avro["fields"])
+        return cls
     return _AVRO_PY[avro]
 
 
@@ -343,3 +351,23 @@ def test_faust_codec_type_checks_and_lookup_only() -> None:
     with pytest.raises(SchemaError, match="no record type"):
         AvroCodec(schema_name="Nope", registry=reg, subject="s")
     assert codec_name("livedub.segments") == "avro:livedub.segments"
+
+
+def test_exact_bytes_of_a_segment_with_its_speaker_and_voice(registry: FakeRegistry) -> None:
+    """The nested VoiceProfile record (null in the cases above), written out by hand from the Avro spec."""
+    from workers.records import VoiceProfile
+
+    seg = SpeechSegment(session_id="s1", seq=64, start_s=1.0, end_s=2.5, sample_rate=16000, pcm=b"\x00\x01",
+                        cut_reason="pause", target_langs=("es",), source_lang=None, speech_end_at=10.0,
+                        produced_at=10.25, speaker="S1",
+                        voice=VoiceProfile((1.0, -0.5), 100.0, 90.0, 120.0, 500.0, 1500.0, (2.0,)))
+    voice = ("02"  # union branch 1: the record
+             "04" "0000803f" "000000bf" "00"  # embedding: a block of 2 floats, then the end block
+             "0000000000005940" "0000000000805640" "0000000000005e40"  # f0 median, low, high
+             "0000000000407f40" "0000000000709740"  # formants 1, 2
+             "02" "00000040" "00")  # spectrum
+    expected = ("00" "00000404" "047331" "8001" "000000000000f03f" "0000000000000440" "80fa01" "040001"
+                "0a7061757365" "02" "046573" "00" "00" "0000000000002440" "0000000000802440" "045331" + voice)
+    data = encode(seg, 1028)
+    assert data.hex() == expected
+    assert decode(data, registry, expect="SpeechSegment") == seg

@@ -123,11 +123,12 @@ def backend_for(model: Path, monkeypatch: pytest.MonkeyPatch) -> Wav2Lip:
 
 def test_unavailable_names_the_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX", str(tmp_path / "w.onnx"))
-    assert Wav2Lip.unavailable() == f"no Wav2Lip ONNX weights at {tmp_path / 'w.onnx'}"
+    assert Wav2Lip.unavailable().startswith(f"no Wav2Lip ONNX weights at {tmp_path / 'w.onnx'} (none ship")
     with pytest.raises(ModelLoadError, match=r"w\.onnx"):
         Wav2Lip(Settings()).load()
     monkeypatch.delenv("LIVEDUB_LIPSYNC__WAV2LIP_ONNX")
-    assert weights_path(Settings(cache_dir=tmp_path)) == tmp_path / "models" / "wav2lip.onnx"
+    # the export `livedub models export wav2lip` writes into the model store
+    assert weights_path(Settings(cache_dir=tmp_path)) == tmp_path / "models" / "wav2lip" / "onnx-fp32" / "wav2lip.onnx"
 
 
 def test_random_graph_changes_only_the_face_crop(

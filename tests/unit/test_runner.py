@@ -8,34 +8,15 @@ import time
 import numpy as np
 import pytest
 
+from tests.support.feeds import FAST
+from tests.support.feeds import chunks as _chunks
+from tests.support.feeds import session as _session
 from workers.asr.stage import AsrResult, AsrStage
-from workers.bench.calibrated import CalibratedAsr, NullSink, SyntheticFrames, calibrated_pipeline
-from workers.bench.run import _release, calibrated_feed
+from workers.bench.calibrated import CalibratedAsr, NullSink, calibrated_pipeline
 from workers.errors import BadInputError, ModelLoadError, StageError
 from workers.records import SessionControl
-from workers.runner import Runner, Session
+from workers.runner import Runner
 from workers.settings import load_settings
-
-FAST = {"segment": 0.002, "asr": 0.01, "translate": 0.005, "tts": 0.008, "lipsync": 0.01}
-
-
-def _chunks(n: int, sid: str):
-    """n chunks of 0.05 s; the first sample of chunk i encodes i so fakes can tell segments apart."""
-    out = []
-    for c in calibrated_feed(n, segment_s=0.05).chunks:
-        pcm = np.frombuffer(c.pcm, "<i2").copy()
-        pcm[0] = c.seq
-        out.append(c.replace(session_id=sid, pcm=pcm.tobytes()))
-    return out
-
-
-def _session(n: int, langs: tuple[str, ...] = ("es",), pace: bool = False, sid: str = "s1"):
-    chunks = _chunks(n, sid)
-    feed = calibrated_feed(0)
-    sinks = {lang: NullSink() for lang in langs}
-    frames = {lang: SyntheticFrames(sid, fps=100.0) for lang in langs}
-    ctl = SessionControl(sid, "start", langs, None)
-    return Session(ctl, _release(type(feed)(chunks, None), pace), sinks, frames), sinks
 
 
 def _run(pipeline, session, mode, **kw):

@@ -94,7 +94,8 @@ def segment(backend: str, audio: np.ndarray) -> list[SpeechSegment]:
         pcm = float_to_pcm(audio[i : i + n])
         chunk = AudioChunk(session_id="talk", seq=seq, pts_s=i / RATE, sample_rate=RATE, pcm=pcm)
         out += stage.process_sync(chunk)
-    out += stage._guarded(stage._flush, "talk")
+    out += stage.flush_sync("talk")
+    stage.end_session("talk")
     stage.close()
     return out
 

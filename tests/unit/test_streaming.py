@@ -8,51 +8,21 @@ import random
 import pytest
 
 from streams.subscribe import murmur2, partition_for
+from tests.support.feeds import flow as _flow
+from tests.support.feeds import frames_by as _frames_by
+from tests.support.feeds import session_records as _session_records
 from workers.bench.calibrated import calibrated_pipeline
-from workers.records import AudioChunk, DubbedFrame, SessionControl, VideoFrame
 from workers.settings import load_settings
-from workers.streaming import END, STEPS, audio_end, is_end, video_end
+from workers.streaming import END, is_end, video_end
+from workers.topology import DEFAULT
 
 FAST = {"segment": 0.0, "asr": 0.0, "translate": 0.0, "tts": 0.0, "lipsync": 0.0}
-ORDER = ("segment", "asr", "translate", "tts", "lipsync")
+ORDER = DEFAULT.names
 
 
 def _steps():
     pipe = calibrated_pipeline(load_settings(), FAST)
-    return {name: STEPS[name](pipe[name]) for name in ORDER}
-
-
-def _session_records(sid: str, langs: tuple[str, ...], segments: int = 4, fps: float = 20.0):
-    """Control, audio chunks (one per segment, 0.5 s) and frames, as a publisher sends them."""
-    recs = [SessionControl(sid, "start", langs, None)]
-    for i in range(segments):
-        recs.append(AudioChunk(sid, i, i * 0.5, 16000, bytes(16000)))
-    n = int(segments * 0.5 * fps)
-    frames = [recs[0], *(VideoFrame(sid, k, k / fps, 2, 2, "bgr24", bytes(12)) for k in range(n))]
-    return [*recs, audio_end(sid, segments * 0.5)], [*frames, video_end(sid, segments * 0.5)]
-
-
-async def _flow(steps, audio_side, video_side):
-    """Route records hop by hop as Kafka would (one ordered stream per hop), returning lipsync output."""
-    out: list = []
-    nxt = {"segment": "asr", "asr": "translate", "translate": "tts", "tts": "lipsync"}
-
-    async def push(stage: str, rec) -> None:
-        for o in await steps[stage].handle(rec):
-            if stage == "lipsync":
-                out.append(o)
-            else:
-                await push(nxt[stage], o)
-
-    for rec in video_side:
-        await push("lipsync", rec)
-    for rec in audio_side:
-        await push("segment", rec)
-    return out
-
-
-def _frames_by(out, sid, lang):
-    return [o for o in out if isinstance(o, DubbedFrame) and o.session_id == sid and o.target_lang == lang]
+    return {name: DEFAULT.spec(name).step_class()(pipe[name]) for name in ORDER}
 
 
 def test_every_frame_comes_out_once_per_language_then_an_end_marker():

@@ -8,8 +8,9 @@ from workers.errors import StageError, UnsupportedLanguageError
 from workers.records import Transcript
 from workers.registry import backend_class, create_stage
 from workers.translate import apertium as apertium_module
-from workers.translate.apertium import Apertium
+from workers.translate.apertium import PAIR_PACKAGES, Apertium
 from workers.translate.languages import choose_modes, parse_apertium_mode, to_iso1
+from workers.translate.stage import find_route
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,79 @@ def test_mode_names():
     assert choose_modes(["spa-eng_US"]) == {("es", "en"): "spa-eng_US"}  # a variant when it is all there is
 
 
+# `apertium -l` on Debian 12 with PAIR_PACKAGES installed, in its own order, plus modes other pairs add that
+# are no translation (Esperanto's debug pipelines, apertium-hbs-eng's transliterator).
+DEBIAN_MODES = [
+    "Cyrl-Latn", "ca-eo-translit", "cat-eng", "cat-eng_US", "cat-fra", "cat-ita", "cat-por", "cat-por_BR",
+    "cat-por_PTpre1990", "cat-spa", "eco-es-fr", "eco-fr-es", "en-eo-bytecode-cg", "en-gl", "eng-cat",
+    "eng-cat_iec2017", "eng-cat_valencia", "eng-cat_valencia_uni_iec2017", "eng-spa", "es-eo-no_cg", "es-fr",
+    "es-gl", "es-pt", "es-pt_BR", "fr-es", "fra-cat", "fra-cat_pre2017", "gl-en", "gl-es", "gl-pt-latin1", "gl-pt",
+    "ita-cat", "ita-cat_pre2017", "ita-spa", "por-cat", "por-cat_pre2017", "pt-es", "pt-gl-latin1", "pt-gl",
+    "spa-cat", "spa-cat_valencia", "spa-cat_valencia_uni", "spa-eng", "spa-eng_US", "spa-ita",
+]
+
+
+def test_modes_of_the_debian_pairs():
+    modes = choose_modes(DEBIAN_MODES)
+    assert modes == {
+        ("ca", "en"): "cat-eng", ("ca", "fr"): "cat-fra", ("ca", "it"): "cat-ita", ("ca", "pt"): "cat-por",
+        ("ca", "es"): "cat-spa", ("en", "gl"): "en-gl", ("en", "ca"): "eng-cat", ("en", "es"): "eng-spa",
+        ("es", "fr"): "es-fr", ("es", "gl"): "es-gl", ("es", "pt"): "es-pt", ("fr", "es"): "fr-es",
+        ("fr", "ca"): "fra-cat", ("gl", "en"): "gl-en", ("gl", "es"): "gl-es", ("gl", "pt"): "gl-pt",
+        ("it", "ca"): "ita-cat", ("it", "es"): "ita-spa", ("pt", "ca"): "por-cat", ("pt", "es"): "pt-es",
+        ("pt", "gl"): "pt-gl", ("es", "ca"): "spa-cat", ("es", "en"): "spa-eng", ("es", "it"): "spa-ita",
+    }
+    assert choose_modes(DEBIAN_MODES[::-1]) == modes  # the listing's order does not matter
+
+
+def test_mode_choice_between_variants_and_namings():
+    # Only variants: the shortest, whatever the order.
+    assert choose_modes(["cat-por_PTpre1990", "cat-por_BR"]) == {("ca", "pt"): "cat-por_BR"}
+    assert choose_modes(["spa-cat_valencia_uni", "spa-cat_valencia"]) == {("es", "ca"): "spa-cat_valencia"}
+    # Apertium's current ISO 639-3 name over an older two-letter one for the same pair.
+    assert choose_modes(["es-ca", "spa-cat"]) == choose_modes(["spa-cat", "es-ca"]) == {("es", "ca"): "spa-cat"}
+    assert choose_modes(["por-spa", "pt-es"]) == {("pt", "es"): "por-spa"}
+    for name in ("gl-pt-latin1", "en-eo-bytecode-cg", "es-eo-no_cg", "Cyrl-Latn", "ca-eo-translit"):
+        assert parse_apertium_mode(name) is None, name
+
+
+def test_find_route_prefers_the_configured_pivots():
+    pairs = {("en", "es"), ("en", "ca"), ("es", "fr"), ("ca", "fr"), ("es", "pt"), ("ca", "pt"), ("pt", "gl")}
+    assert find_route(pairs, "en", "es") == [("en", "es")]
+    assert find_route(pairs, "en", "en") == []
+    assert find_route(pairs, "en", "fr") == [("en", "ca"), ("ca", "fr")]  # no preference: alphabetical
+    assert find_route(pairs, "en", "fr", ("es",)) == [("en", "es"), ("es", "fr")]
+    assert find_route(pairs, "en", "fr", ("de", "ca", "es")) == [("en", "ca"), ("ca", "fr")]  # de bridges nothing
+    assert find_route(pairs, "en", "gl", ("es",)) is None  # en->es->pt->gl: two pivots are not chained
+
+
+def test_new_targets_are_routed_through_spanish_or_directly(mt):
+    assert mt.route("en", "pt") == [("en", "es"), ("es", "pt")]
+    assert mt.route("en", "it") == [("en", "es"), ("es", "it")]
+    assert mt.route("en", "ca") == [("en", "ca")]
+    assert mt.route("en", "gl") == [("en", "gl")]
+    assert mt.route("fr", "pt") == [("fr", "es"), ("es", "pt")]
+    assert mt.route("pt", "ca") == [("pt", "ca")]
+
+
+def test_the_pivot_order_is_a_setting(settings):
+    s = settings.model_copy(update={"translate": settings.translate.model_copy(update={"pivots": ("ca",)})})
+    mt = Apertium(s)
+    try:
+        assert mt.route("en", "fr") == [("en", "ca"), ("ca", "fr")]
+        assert mt.route("en", "pt") == [("en", "ca"), ("ca", "pt")]
+    finally:
+        mt.close()
+
+
+def test_every_pair_package_is_installed(mt):
+    """install.sh and the images install PAIR_PACKAGES; each one's modes are discovered here."""
+    assert len(PAIR_PACKAGES) == len(set(PAIR_PACKAGES))
+    assert {("en", "ca"), ("ca", "en"), ("en", "gl"), ("gl", "en"), ("es", "pt"), ("pt", "es"), ("es", "ca"),
+            ("ca", "es"), ("es", "gl"), ("gl", "es"), ("es", "it"), ("it", "es"), ("fr", "ca"), ("ca", "fr"),
+            ("pt", "ca"), ("ca", "pt"), ("pt", "gl"), ("gl", "pt"), ("ca", "it"), ("it", "ca")} <= mt.pairs()
+
+
 def test_pairs_are_discovered_from_installed_modes(mt):
     assert backend_class("translate", "apertium") is Apertium
     assert Apertium.unavailable() is None
@@ -48,6 +122,13 @@ def test_pairs_are_discovered_from_installed_modes(mt):
         ("El perro come en la casa.", "es", "en", ["dog", "house"]),
         ("Le chat noir dort dans la maison.", "fr", "es", ["gato", "casa"]),
         ("El gato duerme.", "es", "fr", ["chat"]),
+        ("The black cat sleeps in the house.", "en", "ca", ["gat", "casa"]),
+        ("The black cat sleeps in the house.", "en", "gl", ["gato", "casa"]),
+        ("El gato negro duerme en la casa.", "es", "pt", ["gato", "casa"]),
+        ("El gato negro duerme en la casa.", "es", "it", ["gatto", "casa"]),
+        ("El gato negro duerme en la casa.", "es", "ca", ["gat", "casa"]),
+        ("O gato dorme na casa.", "pt", "es", ["gato", "casa"]),
+        ("Le chat noir dort dans la maison.", "fr", "ca", ["gat", "casa"]),
     ],
 )
 def test_known_sentences(mt, text, src, tgt, expected):
@@ -113,3 +194,5 @@ def test_a_missing_pair_is_bridged_through_a_pivot_language(mt) -> None:
     assert mt.route("en", "fr") == [("en", "es"), ("es", "fr")]
     out = mt.translate_via("Good morning, my friend.", "en", "fr")
     assert "bonjour" in out.lower() or "matin" in out.lower() or "ami" in out.lower(), out
+    assert "gato" in mt.translate_via("The black cat sleeps in the house.", "en", "pt")
+    assert "gatto" in mt.translate_via("The black cat sleeps in the house.", "en", "it")

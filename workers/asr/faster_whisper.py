@@ -24,17 +24,14 @@ from typing import ClassVar
 import numpy as np
 
 from workers.asr.models import ResolvedModel, english_only_name, model_unavailable, resolve
-from workers.asr.stage import AsrBackend, AsrResult
-from workers.errors import BadInputError, ConfigError, ModelLoadError, UnsupportedLanguageError
+from workers.asr.stage import AsrResult
+from workers.asr.whisper_common import ENGLISH_ONLY, SAMPLE_RATE, WhisperBackend
+from workers.errors import ConfigError, ModelLoadError
 from workers.settings import Settings, load_settings
 from workers.stage import Capabilities
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-ENGLISH_ONLY = Capabilities(
-    languages=frozenset({"en"}), sample_rate=SAMPLE_RATE, batchable=False, devices=("cpu", "cuda")
-)
 
 
 @dataclass(frozen=True)
@@ -60,11 +57,11 @@ def token_confidence(segments: list) -> float:  # faster_whisper.transcribe.Segm
     return float(min(1.0, math.exp(mean)))
 
 
-class FasterWhisper(AsrBackend):
+class FasterWhisper(WhisperBackend):
     name: ClassVar[str] = "faster-whisper"
     # Whisper is multilingual; an English-only model narrows this per instance (see __init__).
     capabilities: ClassVar[Capabilities] = Capabilities(
-        languages=None, sample_rate=SAMPLE_RATE, batchable=False, devices=("cpu", "cuda")
+        languages=None, sample_rate=SAMPLE_RATE, devices=("cpu", "cuda")
     )
 
     def __init__(self, settings: Settings) -> None:
@@ -114,22 +111,15 @@ class FasterWhisper(AsrBackend):
             s.asr.model, resolved.source, s.device, compute_type, ", English only" if self.english_only else "",
         )
 
-    def supported_languages(self) -> frozenset[str]:
-        self.load()
-        return frozenset(self.model.supported_languages)
-
     def transcribe(self, audio: np.ndarray, language: str | None) -> WhisperResult:
         self.load()
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.ndim != 1 or audio.size == 0:
-            raise BadInputError(f"asr: expected non-empty mono 16 kHz audio, got shape {audio.shape}")
-        if language is not None:
-            self._check_language(language)
+        audio = self.checked(audio, language)
         segments, info = self.model.transcribe(
             audio,
             language=language,
-            task="transcribe",
+            task=self.settings.asr.task,
             beam_size=self.settings.asr.beam_size,
+            temperature=list(self.settings.asr.temperatures),
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
@@ -143,20 +133,12 @@ class FasterWhisper(AsrBackend):
             language=info.language,
             confidence=token_confidence(segments) * lang_p if text else 0.0,
             language_probability=lang_p,
+            text_language="en" if self.settings.asr.task == "translate" else None,
             language_detected=detected,
         )
 
-    def _check_language(self, language: str) -> None:
-        if self.english_only and language != "en":
-            raise UnsupportedLanguageError(
-                f"asr model {self.settings.asr.model!r} is English-only and cannot transcribe {language!r}; "
-                "use a multilingual model (asr.model=base)"
-            )
-        supported = self.model.supported_languages
-        if language not in supported:
-            raise UnsupportedLanguageError(
-                f"whisper cannot transcribe {language!r}; languages: {', '.join(sorted(supported))}"
-            )
+    def supported(self) -> frozenset[str]:
+        return frozenset(self.model.supported_languages)
 
     def close(self) -> None:
         self.model = None

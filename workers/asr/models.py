@@ -191,7 +191,7 @@ def join_base(cache_dir: Path) -> Path:
         raise ModelLoadError(reason)
     dirs = [d for d in (package_data_dir(p) for p in BASE_PACKAGES) if d is not None]
     parts = _base_parts(dirs)
-    dest_dir = cache_dir / "models" / "whisper-base"
+    dest_dir = cache_dir / "models" / "whisper-base" / "ct2"
     dest_dir.mkdir(parents=True, exist_ok=True)
     companions = [f for d in dirs for f in sorted(d.iterdir()) if f.suffix in (".json", ".txt")]
     for src in companions:  # small: copied atomically; verified by their own sidecars

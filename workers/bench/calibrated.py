@@ -51,6 +51,9 @@ class CalibratedVad(_Sleeper, VadBackend):
 class CalibratedSegmentStage(SegmentStage):
     """One chunk in, one segment out: the bench feeds one chunk per segment."""
 
+    def load(self) -> None:  # no speaker encoder: fixed service times only
+        self.backend.load()
+
     def open_session(self, control: SessionControl) -> None:
         self._sessions[control.session_id] = control  # type: ignore[assignment]
 
@@ -84,7 +87,7 @@ class CalibratedTts(_Sleeper, TtsBackend):
     def voices(self) -> frozenset[str]:
         return LANGS
 
-    def synthesize(self, text: str, lang: str, speed: float = 1.0) -> Synth:
+    def synthesize(self, text: str, lang: str, speed: float = 1.0, variant: str = "") -> Synth:
         self._sleep()
         return Synth(np.zeros(1600, np.float32), 16000)
 
@@ -103,7 +106,7 @@ class CalibratedLipsync(_Sleeper, LipsyncBackend):
     def new_track(self) -> None:
         return None
 
-    def animate(self, frames, openness, track, audio, sample_rate):
+    def animate(self, frames, openness, track, audio, sample_rate, rounding=None):
         self._sleep()
         return frames
 

@@ -31,7 +31,6 @@ from typing import Any
 from workers.bench.calibrated import NullSink, SyntheticFrames, calibrated_pipeline
 from workers.pipeline import FrameSource, Pipeline
 from workers.records import AudioChunk, SessionControl
-from workers.registry import STAGE_ORDER
 from workers.runner import Runner, RunReport, Session
 from workers.settings import Settings, load_settings
 
@@ -131,7 +130,7 @@ async def bench_profile(name: str, pipeline: Pipeline, feed: Feed, lang: str) ->
             "from_speech_end_p50_s": rt["from_speech_end_p50_s"],
             "throughput_sps": burst["throughput_sps"], "realtime": rt, "burst": burst,
         }
-    stages = {k: res["sequential"]["realtime"]["stages"][k] for k in STAGE_ORDER
+    stages = {k: res["sequential"]["realtime"]["stages"][k] for k in pipeline.topology.names
               if k in res["sequential"]["realtime"]["stages"]}
     means = [v["mean_s"] for v in stages.values()]
     bound = sum(means) / max(means)
@@ -199,6 +198,7 @@ def real_feed(src: Path, settings: Settings, pipeline: Pipeline) -> Feed:
         end = start + len(audio) / 16000
         chunks.append(AudioChunk("bench", i, start, 16000, float_to_pcm(audio), captured_at=end))
     seg.flush_sync("probe")  # the tail after the last cut closes at end of stream, as in the timed runs
+    seg.end_session("probe")
     return Feed(chunks, FileFrameSource, (src,))
 
 
@@ -227,16 +227,11 @@ def write_results(result: dict[str, Any], out: Path) -> None:
     print_summary(result)
 
 
-def run_bench(out: Path, profiles: str = "all", transport: str = "embedded", segments: int = 40,
-              repeat: int = 3) -> dict[str, Any]:
-    """Run the requested profiles, write bench.json and bench.png under `out`."""
-    if transport == "kafka":
-        from streams.bench import add_kafka
+def run_bench(out: Path, profiles: str = "all", segments: int = 40, repeat: int = 3) -> dict[str, Any]:
+    """Run the requested profiles in process, write bench.json and bench.png under `out`.
 
-        result = run_profiles(out, profiles, segments, repeat)
-        add_kafka(result, out, segments=segments, repeat=repeat)
-    else:
-        result = run_profiles(out, profiles, segments, repeat)
+    (`livedub bench --transport kafka` adds the Kafka runs: streams/bench.py.)"""
+    result = run_profiles(out, profiles, segments, repeat)
     write_results(result, out)
     return result
 

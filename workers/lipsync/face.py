@@ -7,6 +7,15 @@ landmarks are re-fitted inside the box that followed them on the previous frame
 like the face seen at detection; full detection runs again then, and every
 `detect_every_s` seconds anyway (to pick up new faces).
 
+A detection is a face only if the detector is sure enough (dlib's HOG score) and the
+68-point fit is *stable*: refitted from slightly shifted boxes, a real face's landmarks stay
+put (mean shift ~0.3 % of the box) while the landmarks of a false detection on a patterned
+suit, a wall or a rocket wander (2-10 %). Measured on skimage's photos (astronaut at three
+scales, rotated, camera, rocket, coffee, cat): this rule keeps every frontal face and rejects
+every false one; dlib's CNN detector finds the same faces but costs 3 s a frame here, the HOG
+detector 25-45 ms (README.md, "Dubbing quality"). During tracking each frame's fit is checked too
+(stability, head turn): a bad fit passes the frame through, counted, instead of animating it.
+
 With several faces the one animated is the speaker: the face whose mouth moves
 most in the source, else the largest. Once chosen it is kept until it is lost or
 another face's mouth clearly moves more, so the choice does not flicker.
@@ -41,6 +50,11 @@ APERTURE_WINDOW = 50  # frames of mouth aperture kept per face (2 s at 25 fps)
 MOTION_MIN_SAMPLES = 8
 MOTION_MIN = 0.02  # std of aperture/mouth-width that counts as a speaking mouth (jitter is ~0.005)
 SWITCH_RATIO = 2.0  # another face must move this much more than the speaker to take over
+MIN_SCORE = 0.15  # dlib HOG detection score below which a detection is not considered (true faces >= 0.7)
+MAX_INSTABILITY = 0.012  # mean landmark shift / box width when refitted from jittered boxes (true <= 0.004)
+JAW_SHRINK = 0.88  # a nose-to-chin distance below this share of the closed one is a bad fit
+LIPS_HIDDEN = 0.4  # lips this much less red than usual (relative to the cheeks) are taken as covered
+MAX_YAW = 0.3  # nose offset from the eye-mouth midline / face width beyond which the fit is not trusted
 _PATCH = 32  # side of the grey patch compared for tracking
 
 Box = np.ndarray  # float [x0, y0, x1, y1], detector-style (brows to chin)
@@ -101,20 +115,30 @@ class FaceModels:
         self._haar: cv2.CascadeClassifier | None = None
         self.detections = 0  # full-frame detections run (tracking keeps this low)
 
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        """Face boxes in a grey frame, largest first."""
+    def detect(self, gray: np.ndarray, upsample: int = 0) -> list[Box]:
+        """Boxes of the detections sure enough to be checked, largest first (see `plausible`)."""
         self.detections += 1
         scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
         small = (
             gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         )
-        boxes = [
-            np.array([r.left(), r.top(), r.right(), r.bottom()], float) for r in self._detector(small, 0)
-        ]
+        rects, _scores, _ = self._detector.run(small, upsample, MIN_SCORE)
+        boxes = [np.array([r.left(), r.top(), r.right(), r.bottom()], float) for r in rects]
         if not boxes:
             boxes = self._haar_detect(small)
         boxes = [b / scale for b in boxes]
         return sorted(boxes, key=box_area, reverse=True)
+
+    def instability(self, gray: np.ndarray, box: Box, points: np.ndarray, tries: int = 4) -> float:
+        """Mean landmark shift, as a share of the box width, when refitted from shifted boxes."""
+        w = max(1.0, float(box[2] - box[0]))
+        shifts = np.array([[-1, -1, -1, -1], [1, 1, 1, 1], [-1, 1, 1, -1], [1, -1, -1, 1]], float)[:tries]
+        return float(np.mean([np.abs(self.fit(gray, box + 0.06 * w * s) - points).mean() for s in shifts]) / w)
+
+    def plausible(self, gray: np.ndarray, box: Box, points: np.ndarray) -> bool:
+        """A real, frontal-enough face: a stable landmark fit with eyes above nose above mouth."""
+        return (fit_geometry_ok(points) and abs(yaw(points)) <= MAX_YAW
+                and self.instability(gray, box, points) <= MAX_INSTABILITY)
 
     def _haar_detect(self, gray: np.ndarray) -> list[Box]:
         if self._haar is None:
@@ -130,6 +154,59 @@ class FaceModels:
         x0, y0, x1, y1 = (round(float(v)) for v in box)
         shape = self._predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
         return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+
+def yaw(points: np.ndarray) -> float:
+    """Head turn: the nose tip's offset from the eyes' midpoint across the face, over face width."""
+    eyes = (points[LEFT_EYE].mean(0) + points[RIGHT_EYE].mean(0)) / 2
+    across = points[16] - points[0]
+    width = float(np.linalg.norm(across)) or 1.0
+    return float((points[30] - eyes) @ (across / width) / width)
+
+
+def fit_geometry_ok(points: np.ndarray) -> bool:
+    """Eyes above the nose above the mouth, eye distance and mouth width in human proportions."""
+    left, right = points[LEFT_EYE].mean(0), points[RIGHT_EYE].mean(0)
+    iod = float(np.linalg.norm(right - left))
+    face_w = float(np.linalg.norm(points[16] - points[0]))
+    if iod <= 0 or face_w <= 0:
+        return False
+    down = np.array([-(right - left)[1], (right - left)[0]]) / iod
+    if np.dot(down, points[8] - left) < 0:
+        down = -down
+    eyes = (left + right) / 2
+    order = ((points[30] - eyes) @ down > 0 and (points[62] - points[30]) @ down > 0
+             and (points[8] - points[57]) @ down > 0)
+    mouth = float(np.linalg.norm(points[54] - points[48])) / iod
+    return bool(order and 0.3 <= iod / face_w <= 0.65 and 0.5 <= mouth <= 1.7)
+
+
+def jaw_length(points: np.ndarray) -> float:
+    """Nose to chin over the eye distance: a jaw opens, it never shortens below its closed length."""
+    iod = float(np.linalg.norm(points[LEFT_EYE].mean(0) - points[RIGHT_EYE].mean(0))) or 1.0
+    return float(np.linalg.norm(points[8] - points[33])) / iod
+
+
+def lip_redness(img: np.ndarray, points: np.ndarray) -> float:
+    """Mean Cr (YCrCb red difference) of the lips minus that of the cheeks: high for visible lips,
+    low or negative when something covers the mouth (a hand, a microphone)."""
+    h, w = img.shape[:2]
+    x0, y0 = np.maximum(points[[2, 33]].min(0).astype(int) - 2, 0)
+    x1, y1 = np.minimum(points[[14, 8]].max(0).astype(int) + 2, [w, h])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0
+    cr = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2YCrCb)[..., 1].astype(np.float32)
+    local = points - [x0, y0]
+    lips, cheeks = np.zeros(cr.shape, np.uint8), np.zeros(cr.shape, np.uint8)
+    cv2.fillPoly(lips, [np.round(local[48:60]).astype(np.int32)], 1)
+    cv2.fillPoly(lips, [np.round(local[60:68]).astype(np.int32)], 0)
+    for a, b in ((3, 31), (13, 35)):
+        c = ((local[a] + local[b]) / 2).astype(int)
+        r = max(2, int(0.06 * np.linalg.norm(points[16] - points[0])))
+        cv2.circle(cheeks, (int(c[0]), int(c[1])), r, 1, -1)
+    if lips.sum() < 6 or cheeks.sum() < 6:
+        return 0.0
+    return float(cr[lips > 0].mean() - cr[cheeks > 0].mean())
 
 
 def box_area(box: Box) -> float:
@@ -191,6 +268,11 @@ class TrackedFace:
     rel: np.ndarray
     template: np.ndarray | None
     apertures: deque[float] = field(default_factory=lambda: deque(maxlen=APERTURE_WINDOW))
+    fit_ok: bool = True  # this frame's landmark fit can be trusted (stable, not turned away)
+    lip_contrast: float = 0.0  # how much redder the lips are than the cheeks, when seen clearly
+    jaw_rest: float = 0.0  # shortest nose-to-chin distance / eye distance seen in a trusted fit
+    stable: bool = True  # the last stability check passed
+    frames: int = 0
 
     @property
     def area(self) -> float:
@@ -214,8 +296,12 @@ class FaceTrack:
         self.frames_since_detect = 0
         self.detections = 0
         self.regions: list[Region | None] = []  # per frame of the last call: what the backend changed
+        self.counts: dict[str, int] = {"animated": 0, "no_face": 0, "bad_fit": 0}  # frames, by outcome
+        self.banks: dict[int | None, object] = {}  # face id -> the speaker's own mouths (lipsync.mouth.MouthBank)
+        self.interiors: dict[int | None, object] = {}  # face id -> what their open mouth looks like inside
         self._next_id = 0
         self._detected_once = False
+        self._no_face_detections = 0  # consecutive detections that found nothing (retries back off)
 
     @property
     def speaker(self) -> TrackedFace | None:
@@ -223,8 +309,15 @@ class FaceTrack:
 
     def update(self, models: FaceModels, gray: np.ndarray, fps: float) -> TrackedFace | None:
         """Follow the faces into this frame and return the speaker's (None: no face)."""
+        self.observe(models, gray, fps)
+        self._choose_speaker()
+        return self.speaker
+
+    def observe(self, models: FaceModels, gray: np.ndarray, fps: float) -> list[TrackedFace]:
+        """Follow the faces into this frame (detecting again when due); returns them all."""
         every = max(1, round(self.detect_every_s * fps))
-        retry = max(1, round(NO_FACE_RETRY_S * fps))
+        # with no face in view, look again soon, then less and less often (a detection costs 25-45 ms)
+        retry = max(1, round(NO_FACE_RETRY_S * fps * min(5, 1 + self._no_face_detections)))
         due = self.frames_since_detect >= every
         if self.faces and not due:
             self._follow(models, gray)
@@ -233,12 +326,29 @@ class FaceTrack:
             self._redetect(models, gray)
         else:
             self.frames_since_detect += 1
-        self._choose_speaker()
-        return self.speaker
+        return self.faces
+
+    def choose(self, motion: dict[int, float], areas: dict[int, float]) -> None:
+        """The speaker for a segment, among the faces seen in its frames (`areas`: id -> largest box):
+        the face whose mouth moved most there, else the one already speaking, else the largest."""
+        if not areas:
+            self.speaker_id = None
+            return
+        best = max(motion, key=motion.__getitem__, default=None)
+        current = motion.get(self.speaker_id, 0.0) if self.speaker_id in areas else None
+        takes_over = current is None or motion.get(best, 0.0) > SWITCH_RATIO * current
+        if best is not None and motion[best] >= MOTION_MIN and takes_over:
+            if self.speaker_id is not None and best != self.speaker_id:
+                log.info("speaker changed to face %d: its mouth moved %.3f in this segment", best, motion[best])
+            self.speaker_id = best
+        elif current is None:
+            self.speaker_id = max(areas, key=areas.__getitem__)
 
     def _follow(self, models: FaceModels, gray: np.ndarray) -> None:
         kept = []
         for face in self.faces:
+            if not face.fit_ok:  # the last fit was not trusted: find the face afresh rather than follow a slide
+                self.frames_since_detect = 10**6
             points = models.fit(gray, face.box)
             box = _box_from(points, face.rel)
             jump = np.sqrt(max(box_area(box), 1.0) / max(face.area, 1.0))
@@ -250,7 +360,16 @@ class FaceTrack:
             )
             if similar and 1 / TRACK_MAX_SCALE_JUMP <= jump <= TRACK_MAX_SCALE_JUMP:
                 face.box, face.points = box, points
-                face.apertures.append(mouth_aperture(points))
+                face.frames += 1
+                # one refit from a shifted box (~4 ms): an occluded or turned face's landmarks wander
+                face.stable = models.instability(gray, box, points, tries=1) <= 2 * MAX_INSTABILITY
+                jaw = jaw_length(points)
+                face.fit_ok = (face.stable and fit_geometry_ok(points) and abs(yaw(points)) <= MAX_YAW
+                               and jaw >= JAW_SHRINK * face.jaw_rest)  # a shorter jaw: the fit slid off (occlusion)
+                if face.fit_ok:
+                    face.jaw_rest = min(face.jaw_rest, jaw) if face.jaw_rest else jaw
+                if face.fit_ok:
+                    face.apertures.append(mouth_aperture(points))
                 kept.append(face)
             else:
                 log.debug("face %d lost (size jump %.2f, looks alike: %s)", face.id, jump, similar)
@@ -262,20 +381,30 @@ class FaceTrack:
         self.frames_since_detect = 0
         found: list[TrackedFace] = []
         unmatched = list(self.faces)
-        for box in models.detect(gray)[:MAX_FACES]:
-            points = models.fit(gray, box)
+        candidates = [(b, models.fit(gray, b)) for b in models.detect(gray)[:MAX_FACES]]
+        accepted = [(b, p) for b, p in candidates if models.plausible(gray, b, p)]
+        if not accepted:  # small faces (60-80 px) need the detector's 2x upsampling: 4x the cost, so only now
+            candidates = [(b, models.fit(gray, b)) for b in models.detect(gray, upsample=1)[:MAX_FACES]]
+            accepted = [(b, p) for b, p in candidates if models.plausible(gray, b, p)]
+        if len(accepted) < len(candidates):
+            log.debug("%d detections rejected: not a stable, frontal face fit", len(candidates) - len(accepted))
+        for box, points in accepted:
             old = max(unmatched, key=lambda f: iou(f.box, box), default=None)
+            lips, jaw = 0.0, jaw_length(points)
             if old is not None and iou(old.box, box) >= MATCH_MIN_IOU:
                 unmatched.remove(old)
                 face_id, apertures = old.id, old.apertures
+                lips, jaw = old.lip_contrast, old.jaw_rest or jaw  # what the face looks like is kept
             else:
                 face_id, apertures = self._next_id, deque(maxlen=APERTURE_WINDOW)
                 self._next_id += 1
             apertures.append(mouth_aperture(points))
             found.append(
-                TrackedFace(face_id, box, points, _relative(box, points), _patch(gray, box), apertures)
+                TrackedFace(face_id, box, points, _relative(box, points), _patch(gray, box), apertures,
+                            lip_contrast=lips, jaw_rest=jaw)
             )
         self.faces = found
+        self._no_face_detections = 0 if found else self._no_face_detections + 1
 
     def _choose_speaker(self) -> None:
         if not self.faces:

@@ -35,9 +35,11 @@ class LipsyncBackend(Backend):
 
     @abstractmethod
     def animate(
-        self, frames: list[np.ndarray], openness: np.ndarray, track: Any, audio: np.ndarray, sample_rate: int
+        self, frames: list[np.ndarray], openness: np.ndarray, track: Any, audio: np.ndarray, sample_rate: int,
+        rounding: np.ndarray | None = None,
     ) -> list[np.ndarray]:
-        """Return frames (BGR uint8) with the mouth driven by `openness` (one value per frame, 0..1).
+        """Return frames (BGR uint8) with the mouth driven by `openness` (one value per frame, 0..1)
+        and `rounding` (-1 spread .. 1 round, per frame; None: neutral).
 
         Frames where no face is found are returned unchanged.
         """
@@ -62,7 +64,14 @@ class LipsyncStage(Stage[LipsyncJob, DubbedFrame]):
         idx = np.clip(((np.array([f.pts_s for f in job.frames]) - sp.start_s) * sp.mouth_rate).astype(int),
                       0, max(len(mouth) - 1, 0))
         openness = mouth[idx] if len(mouth) else np.zeros(len(images), np.float32)
-        out = self.backend.animate(images, openness, track, sp.samples(), sp.sample_rate)
+        rnd = np.asarray(sp.mouth_round, dtype=np.float32)
+        rounding = rnd[np.clip(idx, 0, len(rnd) - 1)] if len(rnd) else None
+        before = dict(getattr(track, "counts", {}))
+        out = self.backend.animate(images, openness, track, sp.samples(), sp.sample_rate, rounding)
+        if self.metrics is not None:
+            for result, n in getattr(track, "counts", {}).items():
+                if n - before.get(result, 0):
+                    self.metrics.lipsync_frames.labels(result).inc(n - before.get(result, 0))
         last = len(out) - 1
         return [
             DubbedFrame(

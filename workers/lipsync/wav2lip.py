@@ -62,11 +62,19 @@ FEATHER = 0.08  # share of the crop's side blended into the frame at its edges
 
 
 def weights_path(settings: Settings | None = None) -> Path:
-    """Where the ONNX weights are looked for: settings.lipsync.wav2lip_onnx, else the model cache."""
+    """Where the ONNX weights are looked for: settings.lipsync.wav2lip_onnx, else the export
+    `livedub models export wav2lip --checkpoint ...` made (fp16 on a GPU when there is one)."""
     settings = settings if settings is not None else load_settings()
     if settings.lipsync.wav2lip_onnx is not None:
         return settings.lipsync.wav2lip_onnx
-    return settings.cache_dir / "models" / "wav2lip.onnx"
+    from workers.models.store import ModelStore
+
+    store = ModelStore(settings.cache_dir)
+    for variant in (("onnx-fp16", "onnx-fp32") if settings.device == "cuda" else ("onnx-fp32",)):
+        art = store.get("wav2lip", variant)
+        if art is not None:
+            return art.path / "wav2lip.onnx"
+    return store.path("wav2lip", "onnx-fp32") / "wav2lip.onnx"
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -175,14 +183,14 @@ class Wav2Lip(FaceTrackingBackend):
 
     name: ClassVar[str] = "wav2lip"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        languages=None, batchable=True, devices=("cpu", "cuda")
+        languages=None, devices=("cpu", "cuda")
     )
 
     def _load(self) -> None:
         path = weights_path(self.settings)
         if not path.is_file():
             raise ModelLoadError(f"no Wav2Lip ONNX weights at {path} (set ${ENV_WEIGHTS} or put them there)")
-        self.session = create_session(path, self.settings.device)
+        self.session = create_session(path, self.settings)
         self._mel_name, self._face_name, self.size, self.batch = _signature(self.session, path)
         self._out_name = self.session.get_outputs()[0].name
         self.models = FaceModels(predictor_path(self.settings))
@@ -191,7 +199,8 @@ class Wav2Lip(FaceTrackingBackend):
     def unavailable(cls) -> str | None:
         path = weights_path()
         if not path.is_file():
-            return f"no Wav2Lip ONNX weights at {path}"
+            return (f"no Wav2Lip ONNX weights at {path} (none ship: `livedub models export wav2lip "
+                    "--checkpoint wav2lip_gan.pth`, or set LIVEDUB_LIPSYNC__WAV2LIP_ONNX)")
         return landmarks_unavailable()
 
     def animate(
@@ -201,6 +210,7 @@ class Wav2Lip(FaceTrackingBackend):
         track: FaceTrack,
         audio: np.ndarray,
         sample_rate: int,
+        rounding: np.ndarray | None = None,  # Wav2Lip draws its mouths from the audio itself
     ) -> list[np.ndarray]:
         self.load()
         if not frames:

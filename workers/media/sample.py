@@ -66,21 +66,26 @@ def head_motion(t: float) -> tuple[float, float, float]:
     )
 
 
-def face_frame(t: float, size: int = 384) -> np.ndarray:
-    """The astronaut's face at time t, `size`x`size` BGR, with the head motion applied."""
+PORTRAIT = (256.0, (256.0, 256.0))  # (crop half, centre): the whole photo, face ~90 px wide at 512
+
+
+def face_frame(t: float, size: int = 384, view: tuple[float, tuple[float, float]] | None = None) -> np.ndarray:
+    """The astronaut's face at time t, `size`x`size` BGR, with the head motion applied; `view`
+    (crop half-side, centre) shows more of the photo (PORTRAIT: all of it, suit included)."""
     dx, dy, zoom = head_motion(t)
-    scale = size / (2 * CROP_HALF) * zoom
-    cx, cy = FACE_CENTRE
+    crop_half, (cx, cy) = view or (CROP_HALF, FACE_CENTRE)
+    scale = size / (2 * crop_half) * zoom
     m = np.array([[scale, 0.0, size / 2 - scale * cx + dx], [0.0, scale, size / 2 - scale * cy + dy]])
     return cv2.warpAffine(
         astronaut_bgr(), m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
 
 
-def face_frames(n: int, size: int = 384, fps: float = 25.0) -> Iterator[np.ndarray]:
+def face_frames(n: int, size: int = 384, fps: float = 25.0,
+                view: tuple[float, tuple[float, float]] | None = None) -> Iterator[np.ndarray]:
     """n consecutive frames of the sample's moving face."""
     for i in range(n):
-        yield face_frame(i / fps, size)
+        yield face_frame(i / fps, size, view)
 
 
 def sentences(text: str) -> list[str]:
@@ -135,6 +140,7 @@ def make_sample(
     fps: int = 25,
     text: str | None = None,
     lang: str = "en",
+    portrait: bool = False,
 ) -> MediaInfo:
     """Write a talking-face H.264/AAC clip and probe it.
 
@@ -167,7 +173,7 @@ def make_sample(
         path, duration, True, True, float(fps), size, size, rate, 1, "h264", "aac", Fraction(1, fps)
     )
     with OutputWriter(path, info, audio_rate=rate) as w:
-        for i, img in enumerate(face_frames(n, size, fps)):
+        for i, img in enumerate(face_frames(n, size, fps, PORTRAIT if portrait else None)):
             w.write_video(img, i / fps)
         w.write_audio(audio)
     log.info("wrote sample %s: %.1f s, %d sentences", path, duration, len(parts))

@@ -29,6 +29,8 @@ long the segment already is. The rule, per frame of `frame_samples` samples
 7. A closed segment keeps `pad_s` of audio after its last speech frame (less
    if the pause was shorter) and is emitted at once, reason "pause".
 8. `finish()` emits the open segment (reason "end_of_stream") by rule 5.
+9. `cut_at(sample)` ends the open segment at the quietest 10 ms near `sample` (reason
+   "speaker_change": the stage found another voice there) and the rest opens the next one.
 
 Memory is bounded: only the open segment's frames (at most `max_segment_s`)
 or, between segments, the last `pad_s` of audio are kept.
@@ -152,6 +154,24 @@ class AdaptiveSegmenter:
         self._trim(now)
         return cuts
 
+    def open_audio(self) -> tuple[int, np.ndarray] | None:
+        """(first sample, audio) of the open segment up to now, or None when none is open."""
+        if self._open is None:
+            return None
+        now = self._count * self.frame_samples
+        return self._open.start, self._slice(self._open.start, now)
+
+    def cut_at(self, sample: int, search: int | None = None) -> list[Cut]:
+        """End the open segment near `sample` (a speaker change); the rest opens the next segment."""
+        seg = self._open
+        F = self.frame_samples
+        now = self._count * F
+        search = search if search is not None else round(0.3 * self.sample_rate)
+        if seg is None or not seg.start + F < sample < now - F:
+            return []
+        cut = self._quietest_point(max(seg.start + F, sample - search), min(now - F, sample + search), sample)
+        return self._split(seg, cut, "speaker_change")
+
     def finish(self) -> list[Cut]:
         """End of stream: emit the open segment if it holds enough speech."""
         if self._finished:
@@ -198,9 +218,12 @@ class AdaptiveSegmenter:
         cut = self._quietest_point(
             max(lo, (self._first + best - 1) * F), min(now, (self._first + best + 2) * F), int(centres[best])
         )
-        best = cut // F - self._first
+        return self._split(seg, cut, "max_length")
 
-        # The remainder [cut, now) becomes the open segment if it holds speech.
+    def _split(self, seg: _Open, cut: int, reason: str) -> list[Cut]:
+        """Emit [seg.start, cut); the remainder [cut, now) becomes the open segment if it holds speech."""
+        F = self.frame_samples
+        best = cut // F - self._first
         rest_speech, first_sp, last_sp = 0, None, None
         for i in range(best, len(self._is_speech)):
             if self._is_speech[i]:
@@ -209,7 +232,7 @@ class AdaptiveSegmenter:
                 first_sp = a if first_sp is None else first_sp
                 last_sp = b
         head_speech = seg.speech - rest_speech
-        out = [self._emit(seg.start, cut, "max_length")] if head_speech >= self._min_speech else []
+        out = [self._emit(seg.start, cut, reason)] if head_speech >= self._min_speech else []
         self._emitted_end = cut
         if first_sp is None or last_sp is None:
             self._open = None

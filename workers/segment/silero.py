@@ -63,7 +63,7 @@ class SileroVad(VadBackend):
         reason = self.unavailable()
         if reason:
             raise ModelLoadError(reason)
-        session = create_session(model_path(), device=self.settings.device)
+        session = create_session(model_path(), self.settings)
         names = {i.name for i in session.get_inputs()}
         if names != _INPUTS:
             raise ModelLoadError(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from workers.errors import BadInputError
-from workers.records import AudioChunk, SessionControl, SpeechSegment, float_to_pcm, now
+from workers.errors import BadInputError, LiveDubError
+from workers.records import AudioChunk, SessionControl, SpeechSegment, VoiceProfile, float_to_pcm, now
 from workers.segment.adaptive import AdaptiveSegmenter, Cut
 from workers.segment.resample import StreamResampler
-from workers.stage import Backend, Stage
+from workers.stage import Backend, Stage, warm_up_noise
+from workers.voice.speakers import ChangeWatch, SessionSpeakers
+from workers.voice.spectrum import spectrum
+from workers.voice.stats import measure
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 
@@ -40,6 +46,8 @@ class _Session:
     seq: int = 0
     last_captured_at: float = 0.0
     last_chunk_end_s: float = 0.0
+    speakers: SessionSpeakers = field(default_factory=SessionSpeakers)
+    watch: ChangeWatch = field(default_factory=ChangeWatch)
 
 
 class SegmentStage(Stage[AudioChunk, SpeechSegment]):
@@ -49,6 +57,29 @@ class SegmentStage(Stage[AudioChunk, SpeechSegment]):
     def __init__(self, backend: VadBackend, metrics=None) -> None:
         super().__init__(backend, metrics)
         self._sessions: dict[str, _Session] = {}
+        self.speaker = None  # the speaker encoder, when speaker turns are on and it can run
+
+    def load(self) -> None:
+        super().load()
+        if self.backend.settings.segment.speaker_turns and self.speaker is None:
+            from workers.registry import create_backend
+
+            enc = create_backend("speaker", self.backend.settings)
+            reason = type(enc).unavailable()
+            if reason:
+                log.warning("segment: speaker turns are off (%s): segments are cut at pauses only and carry "
+                            "no speaker, so the dub uses the plain voice", reason)
+                return
+            enc.load()
+            self.speaker = enc
+
+    def warm_up(self) -> None:
+        noise = warm_up_noise(rate=SAMPLE_RATE)
+        state = self.backend.new_state()
+        for i in range(0, len(noise) - self.backend.frame_samples + 1, self.backend.frame_samples):
+            self.backend.speech_prob(noise[i:i + self.backend.frame_samples], state)
+        if self.speaker is not None:
+            self.speaker.embed(noise, SAMPLE_RATE)
 
     def open_session(self, control: SessionControl) -> None:
         """Register a session's target languages; chunks of unknown sessions are rejected."""
@@ -59,6 +90,9 @@ class SegmentStage(Stage[AudioChunk, SpeechSegment]):
             vad_state=self.backend.new_state(),
             segmenter=AdaptiveSegmenter(seg, SAMPLE_RATE, self.backend.frame_samples),
         )
+
+    def end_session(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
 
     def safe_until(self, session_id: str) -> float:
         """Media time before which every segment of the session has been emitted."""
@@ -85,7 +119,22 @@ class SegmentStage(Stage[AudioChunk, SpeechSegment]):
         n = self.backend.frame_samples
         usable = len(audio) // n * n
         s.pending = audio[usable:]
-        return [self._emit(s, c) for c in self._frames(s, audio[:usable])]
+        cuts = self._frames(s, audio[:usable])
+        if self.speaker is not None and hasattr(self.speaker, "embed_windows"):
+            cuts += self._speaker_change(s)
+        return [self._emit(s, c) for c in cuts]
+
+    def _speaker_change(self, s: _Session) -> list[Cut]:
+        """Cut the open segment where the voice changes (two people taking turns with a short gap)."""
+        open_ = s.segmenter.open_audio()
+        if open_ is None:
+            return []
+        start, audio = open_
+        change = s.watch.check(start, audio, self.speaker.embed_windows)
+        if change is None:
+            return []
+        turn = s.watch.locate(start, audio, change)
+        return s.segmenter.cut_at(turn, SAMPLE_RATE // 20)  # already at a pause: only its quietest 10 ms
 
     def _frames(self, s: _Session, audio: np.ndarray) -> list[Cut]:
         n = self.backend.frame_samples
@@ -103,8 +152,23 @@ class SegmentStage(Stage[AudioChunk, SpeechSegment]):
         cuts = self._frames(s, np.pad(tail, (0, -len(tail) % self.backend.frame_samples))) if len(tail) else []
         return [self._emit(s, c) for c in cuts + s.segmenter.finish()]
 
+    def _who(self, s: _Session, audio: np.ndarray) -> tuple[str, VoiceProfile | None]:
+        """The session speaker of a segment's audio, and how they sound (when speaker turns are on)."""
+        if self.speaker is None or len(audio) < SAMPLE_RATE // 2:
+            return "", None
+        try:
+            emb = self.speaker.embed(audio, SAMPLE_RATE)
+            stats = measure(audio, SAMPLE_RATE)
+            timbre = spectrum(audio, SAMPLE_RATE)
+        except LiveDubError as e:  # no speech for the encoder: the segment still goes on, unlabelled
+            log.debug("segment: no speaker for a segment: %s", e)
+            return "", None
+        spk = s.speakers.assign(emb, stats, timbre)
+        return spk.label, spk.profile()
+
     def _emit(self, s: _Session, cut: Cut) -> SpeechSegment:
         c = s.control
+        speaker, voice = self._who(s, cut.audio)
         seg = SpeechSegment(
             session_id=c.session_id,
             seq=s.seq,
@@ -118,6 +182,8 @@ class SegmentStage(Stage[AudioChunk, SpeechSegment]):
             # the segment's last audio arrived with the latest chunk, minus how far past the end we are
             speech_end_at=s.last_captured_at - max(0.0, s.last_chunk_end_s - cut.end / SAMPLE_RATE),
             produced_at=now(),
+            speaker=speaker,
+            voice=voice,
         )
         s.seq += 1
         return seg

@@ -89,8 +89,22 @@ def _split_variant(part: str) -> tuple[str, str | None]:
     return code, variant or None
 
 
+def _preference(m: ApertiumMode) -> tuple[bool, int, bool, str]:
+    """Sort key of the modes for one pair, best first: a plain mode before a variant ("spa-cat" before
+    "spa-cat_valencia"), a shorter variant before a longer one ("cat-por_BR" before
+    "cat-por_PTpre1990"), Apertium's current ISO 639-3 names before the older two-letter ones
+    ("spa-cat" before "es-ca"), then by name, so the choice never depends on listing order."""
+    codes = [_split_variant(p)[0] for p in m.mode.split("-")]
+    return m.variant is not None, len(m.variant or ""), not all(len(c) == 3 for c in codes), m.mode
+
+
 def choose_modes(modes: list[str]) -> dict[tuple[str, str], str]:
-    """(source, target) ISO pair -> the mode to run; a plain mode wins over a regional variant."""
+    """(source, target) ISO pair -> the mode to run; a plain mode wins over a regional variant.
+
+    Modes that are not a plain src-tgt translation are left out: the developers' debug pipelines
+    ("en-eo-bytecode", "es-eo-no_cg"), other encodings ("gl-pt-latin1") and transliterators
+    ("Cyrl-Latn", "ca-eo-translit").
+    """
     chosen: dict[tuple[str, str], ApertiumMode] = {}
     for name in modes:
         m = parse_apertium_mode(name)
@@ -98,6 +112,6 @@ def choose_modes(modes: list[str]) -> dict[tuple[str, str], str]:
             continue
         key = (m.source, m.target)
         best = chosen.get(key)
-        if best is None or (best.variant is not None and m.variant is None):
+        if best is None or _preference(m) < _preference(best):
             chosen[key] = m
     return {k: m.mode for k, m in chosen.items()}

@@ -1,4 +1,5 @@
-"""The default TTS: Piper where a Piper voice exists for the language, espeak-ng for the rest.
+"""The default TTS: Piper where a Piper voice exists for the language, MMS-TTS where its voice is
+here, espeak-ng for the rest.
 
 A composition of the two real backends (not a copy of either): each loads and
 speaks as it does alone. If one of them cannot run on this machine the other
@@ -14,6 +15,7 @@ from workers.errors import ModelLoadError, UnsupportedLanguageError
 from workers.settings import Settings
 from workers.stage import Capabilities
 from workers.tts.espeak import Espeak
+from workers.tts.mms import MmsTts
 from workers.tts.piper import Piper
 from workers.tts.stage import Synth, TtsBackend
 from workers.tts.voices import TableTts
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 class AutoTts(TtsBackend):
     name: ClassVar[str] = "auto"
     capabilities: ClassVar[Capabilities] = Capabilities(languages=None, sample_rate=None, devices=("cpu", "cuda"))
-    PARTS: ClassVar[tuple[type[TableTts], ...]] = (Piper, Espeak)  # best first
+    PARTS: ClassVar[tuple[type[TableTts], ...]] = (Piper, MmsTts, Espeak)  # best first
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -68,8 +70,13 @@ class AutoTts(TtsBackend):
             f"tts/auto has no voice for {lang!r}; languages: {', '.join(sorted(self.voices())) or 'none'}"
         )
 
-    def synthesize(self, text: str, lang: str, speed: float = 1.0) -> Synth:
-        return self.backend_for(lang).synthesize(text, lang, speed)
+    def variants(self, lang: str) -> tuple[str, ...]:
+        """The best engine's voices only: a closer voice from a worse engine costs more than it gives
+        (the conversion towards the speaker does the rest)."""
+        return self.backend_for(lang).variants(lang)
+
+    def synthesize(self, text: str, lang: str, speed: float = 1.0, variant: str = "") -> Synth:
+        return self.backend_for(lang).synthesize(text, lang, speed, variant)
 
     def close(self) -> None:
         for part in self.parts:

@@ -6,6 +6,10 @@ wins, as espeak itself ranks them). Speed is espeak's words-per-minute scaled
 from its default 175. Audio comes back as a WAV on stdout, parsed in memory.
 espeak-ng gives no phoneme timings without MBROLA, so `phonemes` is None and
 the mouth follows the energy envelope.
+
+Variants (`-v es+f3`) change the voice's pitch, formants and breathiness; the
+numbered male and female ones are offered for matching a speaker's voice (the
+named ones are characters: robots, whispers, accents).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ TIMEOUT_S = 30.0
 SAMPLE_RATE = 22050  # espeak-ng's native rate; the WAV header is what counts
 _LINE = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$")
 _OTHER = re.compile(r"\((\S+)\s+(\d+)\)")
+VARIANTS = tuple(f"m{i}" for i in range(1, 8)) + tuple(f"f{i}" for i in range(1, 6))
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Espeak(TableTts):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._exe: str | None = None
+        self._variants: tuple[str, ...] = ()
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -102,17 +108,36 @@ class Espeak(TableTts):
         if out.returncode != 0 or not table.by_lang:
             raise ModelLoadError(f"`{exe} --voices` listed no usable voice ({out.returncode}): {out.stderr.strip()}")
         self._exe, self._table = exe, table
-        log.info("espeak-ng: %d languages", len(table.by_lang))
+        self._variants = self._list_variants(exe)
+        log.info("espeak-ng: %d languages, %d voice variants", len(table.by_lang), len(self._variants))
+
+    @staticmethod
+    def _list_variants(exe: str) -> tuple[str, ...]:
+        """The VARIANTS this espeak-ng installation has (listed as files `!v/<name>`)."""
+        try:
+            out = subprocess.run([exe, "--voices=variant"], capture_output=True, text=True, timeout=TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            return ()
+        files = {m.group(5).removeprefix("!v/") for m in map(_LINE.match, out.stdout.splitlines()) if m}
+        return tuple(v for v in VARIANTS if v in files)
+
+    def variants(self, lang: str) -> tuple[str, ...]:
+        self.voice_for(lang)
+        return ("", *self._variants)
 
     def voice_for(self, lang: str) -> EspeakVoice:
         return self.table().get(lang)
 
-    def synthesize(self, text: str, lang: str, speed: float = 1.0) -> Synth:
+    def synthesize(self, text: str, lang: str, speed: float = 1.0, variant: str = "") -> Synth:
         voice = self.voice_for(lang)
+        if variant and variant not in self._variants:
+            raise BadInputError(f"tts/espeak has no voice variant {variant!r}; variants: {', '.join(self._variants)}")
         if not check_request(text, speed):
             return Synth(np.zeros(0, np.float32), SAMPLE_RATE)
         # Text on stdin (-b 1: UTF-8), so text starting with "-" is never taken for an option.
-        cmd = [self._exe or EXE, "--stdout", "-b", "1", "-v", voice.tag, "-s", str(words_per_minute(speed))]
+        # A variant goes after the voice's file: espeak-ng ignores it after a regional tag ("en-gb+f4").
+        tag = f"{voice.file}+{variant}" if variant else voice.tag
+        cmd = [self._exe or EXE, "--stdout", "-b", "1", "-v", tag, "-s", str(words_per_minute(speed))]
         try:
             out = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired as e:

