@@ -6,12 +6,14 @@ setup:
 	bash scripts/install.sh
 
 # everything the whole test suite needs: the model layer (torch, transformers, Optimum), helm,
-# promtool, the Kubernetes schemas, the Kafka stack and the LiveKit meeting server
+# promtool, the Kubernetes schemas, the Kafka stack, the LiveKit meeting server, the call page's
+# JavaScript and Chromium
 setup-all:
 	bash scripts/install.sh --models
 	bash scripts/install_ops_tools.sh
 	bash scripts/install_kafka.sh
 	bash scripts/install_livekit.sh
+	bash scripts/install_web.sh --browser
 
 demo: setup
 	mkdir -p out

@@ -477,6 +477,27 @@ def stages() -> dict:
             [target(f"sum by (result) (rate(livedub_lipsync_frames_total{{{NS}}}[{RATE}]))", "{{result}}")],
             unit="ops",
         ),
+        row("Live calls"),
+        timeseries(
+            "Live segments by outcome",
+            "Segments of live calls played dubbed, or too late (the original played for that span instead), "
+            "and re-animated frames that came after their time. Late segments raise the playout delay.",
+            [target(f"sum by (target_lang, outcome) (rate(livedub_live_outcomes_total{{{NS}}}[{RATE}]))",
+                    "{{target_lang}} {{outcome}}")],
+            unit="ops",
+        ),
+        timeseries(
+            "Live playout delay",
+            "The delay D each participant is heard at: constant unless their segments came late.",
+            [target(f"max by (participant) (livedub_live_delay_seconds{{{NS}}})", "{{participant}}")],
+            unit="s",
+        ),
+        timeseries(
+            "Live bot events",
+            "Rooms joined, joins failed, rooms lost (disconnected), participants joining and leaving, sessions "
+            "failed. Disconnects followed by joins are the bot riding out a server restart.",
+            [target(f"sum by (event) (increase(livedub_live_events_total{{{NS}}}[{RATE}]))", "{{event}}")],
+        ),
         row("Backlog"),
         timeseries(
             "In-process queue depth",

@@ -70,6 +70,23 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("stage", "device"),
         "GPU memory allocated by the worker's models (0 on CPU workers).",
     ),
+    "livedub_live_outcomes": (
+        "counter",
+        ("target_lang", "outcome"),
+        "Live calls: segments played dubbed (dubbed) or too late, the original played instead (late), and "
+        "re-animated frames that came after their time (late_frame).",
+    ),
+    "livedub_live_delay_seconds": (
+        "gauge",
+        ("participant",),
+        "Live calls: the playout delay D of a participant (rises when their segments come late).",
+    ),
+    "livedub_live_events": (
+        "counter",
+        ("event",),
+        "Live calls: the bot joined a room, failed to join, lost it (disconnected), a participant joined or "
+        "left, a session failed.",
+    ),
 }
 
 METRIC_NAMES = frozenset(METRICS)

@@ -81,6 +81,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.transport == "kafka" or args.soak or args.client:  # these need a broker: check before any work
+        from streams.local_stack import ensure_kafka
+        from workers.settings import load_settings
+
+        ensure_kafka(load_settings())
     if args.quality:
         from workers.bench.quality import run_quality
 
@@ -122,6 +127,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from workers.bench.run import run_bench
 
     run_bench(args.out, profiles=args.profile, segments=args.segments, repeat=args.repeat)
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    """Join a meeting room and dub everyone in it until interrupted (SIGINT/SIGTERM: leave cleanly)."""
+    import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from monitoring.metrics import Metrics
+    from workers.live.bot import CallBot
+    from workers.settings import load_settings
+
+    settings = load_settings(**({"livekit": {"delay_s": args.delay}} if args.delay is not None else {}))
+    logging.getLogger("workers.live").setLevel(logging.INFO)  # joins, leaves, each segment on time or late
+    metrics = Metrics(CollectorRegistry())
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        bot = CallBot(settings, args.room, tuple(args.to), metrics=metrics)
+        print(f"dubbing room {args.room} into {','.join(args.to)} (delay {settings.livekit.delay_s:g} s); "
+              "Ctrl-C leaves", flush=True)
+        await bot.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the call page until interrupted."""
+    from aiohttp import web
+
+    from workers.live.page import create_app
+    from workers.settings import load_settings
+
+    app = create_app(load_settings(), tuple(args.to))
+    print(f"call page on http://{args.host}:{args.port}/ (languages {','.join(args.to)}); Ctrl-C stops", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 
@@ -180,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: per target language, round-trip chrF of a dub from English (MT, TTS, then "
                         "Whisper back) against reference translations: quality.json")
     b.set_defaults(fn=cmd_bench)
+
+    c = sub.add_parser("call", help="join a LiveKit meeting room and dub every participant live")
+    c.add_argument("--room", required=True, help="the room to join")
+    c.add_argument("--to", type=_langs, required=True, help="target language(s), e.g. es or es,fr")
+    c.add_argument("--delay", type=float, default=None,
+                   help="playout delay D in seconds (default: LIVEDUB_LIVEKIT__DELAY_S); rises when segments are late")
+    c.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: none)")
+    c.set_defaults(fn=cmd_call)
+
+    sv = sub.add_parser("serve", help="serve the call page: join a room, hear everyone dubbed into your language")
+    sv.add_argument("--to", type=_langs, default=["es", "fr"], help="languages the page offers (the bot's --to)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.set_defaults(fn=cmd_serve)
 
     from workers.models.commands import add_commands as add_model_commands
 

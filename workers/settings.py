@@ -160,6 +160,17 @@ class LiveKitSettings(_Frozen):
     url: str = Field("ws://127.0.0.1:7880", description="the server's WebSocket URL")
     api_key: str | None = None
     api_secret: SecretStr | None = None
+    identity: str = Field("livedub", min_length=1, description="the bot's identity in a room (its tracks are named "
+                                                               "after the participant they dub, e.g. alice:es:audio)")
+    delay_s: float = Field(6.0, gt=0.0, description="playout delay D: the listener gets each speaker this long after "
+                                                    "they spoke, with the dub on the original timing")
+    max_delay_s: float = Field(12.0, gt=0.0, description="D rises when segments come late, up to this")
+    max_width: int = Field(640, ge=64, description="camera frames wider than this are scaled down before dubbing")
+    audio_lag_s: float = Field(
+        0.03, ge=0.0, le=0.5,
+        description="how much longer audio takes than video from a sender's capture to a LiveKit SDK client's stream "
+                    "(its jitter buffer; 0.05-0.07 s measured on loopback): the bot takes it off the audio it hears and "
+                    "holds its video back by it, so that both stay in sync at the listener")
 
 
 class TopicSettings(_Frozen):

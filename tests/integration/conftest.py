@@ -116,3 +116,33 @@ def prometheus_stack() -> Iterator[PrometheusStack]:
     yield PrometheusStack(f"http://127.0.0.1:{port}")
     if not was_running:
         _run(script, "stop", timeout=60)
+
+
+@dataclass(frozen=True)
+class LiveKitServer:
+    url: str
+    api_key: str
+    api_secret: str
+
+    def env(self) -> dict[str, str]:
+        """LIVEDUB_* variables for a process that joins this server (the bot)."""
+        return {"LIVEDUB_LIVEKIT__URL": self.url, "LIVEDUB_LIVEKIT__API_KEY": self.api_key,
+                "LIVEDUB_LIVEKIT__API_SECRET": self.api_secret}
+
+    def __iter__(self):  # url, key, secret
+        return iter((self.url, self.api_key, self.api_secret))
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[LiveKitServer]:
+    """A real LiveKit server on 127.0.0.1 (`deploy/local/livekit.sh`), built on first use."""
+    was_running = subprocess.run(["bash", str(LOCAL / "livekit.sh"), "status"], capture_output=True).returncode == 0
+    up = subprocess.run(["bash", str(LOCAL / "livekit.sh"), "start"], capture_output=True, text=True, timeout=900)
+    if up.returncode != 0:
+        pytest.fail(f"deploy/local/livekit.sh start failed:\n{up.stderr[-3000:]}")
+    env = dict(line.removeprefix("export ").split("=", 1) for line in subprocess.run(
+        ["bash", str(LOCAL / "livedub-local.sh"), "env"], capture_output=True, text=True,
+        check=True).stdout.splitlines() if line.startswith("export LIVEDUB_LIVEKIT__"))
+    yield LiveKitServer(*(env[f"LIVEDUB_LIVEKIT__{k}"] for k in ("URL", "API_KEY", "API_SECRET")))
+    if not was_running and os.environ.get("LOCAL_LIVEDUB_DOWN_AFTER_TESTS") == "1":
+        subprocess.run(["bash", str(LOCAL / "livekit.sh"), "stop"], capture_output=True, timeout=60)

@@ -5,38 +5,19 @@ Python SDK) on loopback: a speaker publishes a microphone track, a listener hear
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from workers.live.tokens import room_token
+from workers.settings import LiveKitSettings
+
 pytestmark = [pytest.mark.live, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-LIVEKIT = ROOT / "deploy" / "local" / "livekit.sh"
 RATE = 48000
 
 
-@pytest.fixture(scope="module")
-def livekit_server():
-    was_running = subprocess.run(["bash", str(LIVEKIT), "status"], capture_output=True).returncode == 0
-    up = subprocess.run(["bash", str(LIVEKIT), "start"], capture_output=True, text=True, timeout=900)
-    if up.returncode != 0:
-        pytest.fail(f"deploy/local/livekit.sh start failed:\n{up.stderr[-3000:]}")
-    env = dict(line.removeprefix("export ").split("=", 1) for line in subprocess.run(
-        ["bash", str(ROOT / "deploy" / "local" / "livedub-local.sh"), "env"], capture_output=True, text=True,
-        check=True).stdout.splitlines() if line.startswith("export LIVEDUB_LIVEKIT__"))
-    yield env["LIVEDUB_LIVEKIT__URL"], env["LIVEDUB_LIVEKIT__API_KEY"], env["LIVEDUB_LIVEKIT__API_SECRET"]
-    if not was_running and os.environ.get("LOCAL_LIVEDUB_DOWN_AFTER_TESTS") == "1":
-        subprocess.run(["bash", str(LIVEKIT), "stop"], capture_output=True, timeout=60)
-
-
 def _token(key: str, secret: str, identity: str, room: str) -> str:
-    from livekit import api
-
-    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
-    return api.AccessToken(key, secret).with_identity(identity).with_grants(grants).to_jwt()
+    return room_token(LiveKitSettings(api_key=key, api_secret=secret), identity, room)
 
 
 async def _speak_and_listen(url: str, key: str, secret: str, seconds: float = 3.0) -> np.ndarray:

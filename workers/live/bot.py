@@ -1,0 +1,345 @@
+"""The call bot: joins a LiveKit room and, for every other participant and target language,
+publishes a dubbed audio track and a dubbed video track.
+
+Each participant is one session of the in-process runner (the same stages as `livedub dub`):
+their microphone feeds the segmenter, their camera the lip-sync step, and a `Playout` sends the
+result at a constant delay. Tracks are named `<identity>:<lang>:audio` and `<identity>:<lang>:video`
+and share the stream `<identity>:<lang>` (a receiver keeps the two in sync). The bot joins as an
+agent; other agents (another LiveDub, a recorder) are not dubbed.
+
+Reconnection: the SDK resumes a dropped signalling connection by itself; if the room is lost
+(the server restarted), every session ends cleanly and the bot joins again with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from monitoring.metrics import Metrics
+from workers.errors import ConfigError
+from workers.live.feeds import AudioFeed, FrameFeed, PlayoutSink
+from workers.live.playout import RATE, STEP, Playout
+from workers.live.tokens import room_token
+from workers.pipeline import Pipeline
+from workers.records import SessionControl, VideoFrame, now
+from workers.retry import RetryPolicy
+from workers.runner import Runner, Session
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VIDEO_BITRATE = 1_500_000  # bits/s of a dubbed video track at most
+VIDEO_LEAD_S = 0.5  # a video track is published this long before its first frame plays (it sends black till then)
+LATE_STEP_S = 0.03  # a playout step this late is dropped (a stalled event loop), not sent in a burst
+AUDIO_AHEAD_S = 0.05  # audio goes into its source this early: the source sends from its queue at a steady
+# pace (a late loop must not starve it: the listener's jitter buffer would grow, and with it the A/V offset)
+MAX_QUEUED_S = 0.03  # audio queued beyond AUDIO_AHEAD_S + this is latency: a step is dropped to drain it
+
+
+def track_name(identity: str, lang: str, kind: str) -> str:
+    """The name of the track that carries `identity` dubbed into `lang` (`kind`: audio or video)."""
+    return f"{identity}:{lang}:{kind}"
+
+
+@dataclass
+class Participant:
+    """One remote participant being dubbed: their session, feeds, playout and published tracks."""
+
+    identity: str
+    session_id: str
+    playout: Playout
+    audio: AudioFeed
+    frames: FrameFeed
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    audio_out: dict[str, object] = field(default_factory=dict)  # lang -> rtc.AudioSource
+    video_out: dict[str, object] = field(default_factory=dict)  # lang -> rtc.VideoSource
+    published: list[str] = field(default_factory=list)  # track sids
+    exported: dict[tuple[str, str], int] = field(default_factory=dict)  # outcome counts already in metrics
+    dropped_steps: int = 0  # 10 ms playout steps dropped because the loop came too late
+
+
+class CallBot:
+    """Dubs every participant of one room into `targets`, until `stop` is set."""
+
+    def __init__(self, settings: Settings, room: str, targets: tuple[str, ...], *,
+                 pipeline: Pipeline | None = None, metrics: Metrics | None = None) -> None:
+        if not targets:
+            raise ConfigError("no target language given (e.g. --to es)")
+        room_token(settings.livekit, settings.livekit.identity, room)  # no key or secret: say so before loading models
+        self.settings = settings
+        self.room_name = room
+        self.targets = targets
+        self.metrics = metrics
+        self.pipeline = pipeline or Pipeline.build(settings, metrics)
+        self.people: dict[str, Participant] = {}
+        self._room = None
+
+    # -- the room ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Join, dub, and rejoin after losing the room, until `stop`."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.pipeline.load)
+        await loop.run_in_executor(None, self._warm_up)
+        backoff = 0.5
+        while not stop.is_set():
+            lost = asyncio.Event()
+            try:
+                await self._join(lost)
+                backoff = 0.5
+                self._event("joined")
+                await _first(stop.wait(), lost.wait())
+            except Exception as e:  # the server is down or refused: try again
+                log.warning("room %s: %s: %s; joining again in %.1f s", self.room_name, type(e).__name__, e, backoff)
+                self._event("join_failed")
+            finally:
+                await self._leave()
+            if not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _warm_up(self) -> None:
+        for stage in self.pipeline.stages.values():
+            stage.warm_up()
+
+    async def _join(self, lost: asyncio.Event) -> None:
+        from livekit import rtc
+
+        lk = self.settings.livekit
+        room = rtc.Room()
+        self._room = room
+
+        @room.on("track_subscribed")
+        def _subscribed(track: rtc.Track, _pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+                return
+            person = self._person(p.identity)
+            if track.kind == rtc.TrackKind.KIND_AUDIO and not any(t.get_name() == "audio" for t in person.tasks):
+                person.tasks.append(asyncio.ensure_future(self._read_audio(person, track), loop=loop))
+                person.tasks[-1].set_name("audio")
+            elif track.kind == rtc.TrackKind.KIND_VIDEO and not any(t.get_name() == "video" for t in person.tasks):
+                person.tasks.append(asyncio.ensure_future(self._read_video(person, track), loop=loop))
+                person.tasks[-1].set_name("video")
+
+        @room.on("participant_disconnected")
+        def _gone(p: rtc.RemoteParticipant) -> None:
+            if p.identity in self.people:
+                self._event("participant_left")
+                self._end(self.people[p.identity])
+
+        @room.on("disconnected")
+        def _disconnected(reason: object) -> None:
+            log.warning("room %s: disconnected (%s)", self.room_name, reason)
+            self._event("disconnected")
+            lost.set()
+
+        loop = asyncio.get_running_loop()
+        await room.connect(lk.url, room_token(lk, lk.identity, self.room_name, agent=True, name="LiveDub"))
+        log.info("joined room %s as %s, dubbing into %s", self.room_name, lk.identity, ",".join(self.targets))
+
+    async def _leave(self) -> None:
+        """Room lost or bot stopping: every session ends now (nothing can be played to a lost room)."""
+        tasks = [t for p in self.people.values() for t in p.tasks]
+        for person in list(self.people.values()):
+            self._end(person)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.people.clear()
+        if self._room is not None:
+            with contextlib.suppress(Exception):
+                await self._room.disconnect()
+            self._room = None
+
+    # -- one participant --------------------------------------------------------------------
+    def _person(self, identity: str) -> Participant:
+        if identity in self.people and not self.people[identity].playout.ended:
+            return self.people[identity]
+        lk, out = self.settings.livekit, self.settings.output
+        sid = f"{self.room_name}.{identity}.{int(time.time() * 1000)}"
+        person = Participant(
+            identity, sid,
+            Playout(self.targets, lk.delay_s, max_delay_s=lk.max_delay_s, duck_db=out.duck_db,
+                    ramp_s=out.duck_ramp_s),
+            AudioFeed(sid, self.settings.runner.audio_chunk_s), FrameFeed(self.targets))
+        self.people[identity] = person
+        self._event("participant_joined")
+        person.tasks.append(asyncio.ensure_future(self._dub(person)))
+        person.tasks.append(asyncio.ensure_future(self._play(person)))
+        return person
+
+    def _end(self, person: Participant) -> None:
+        """The participant left (or the room was lost): their session ends, playout drains."""
+        if not person.playout.ended:
+            person.audio.end()
+            person.frames.end()
+            person.playout.end()
+
+    async def _read_audio(self, person: Participant, track: object) -> None:
+        from livekit import rtc
+
+        async for ev in rtc.AudioStream(track, sample_rate=RATE, num_channels=1, frame_size_ms=10):
+            if person.playout.ended:
+                break
+            got = now() - self.settings.livekit.audio_lag_s  # when it was captured, as its video would say
+            samples = np.frombuffer(ev.frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+            for pts, part in person.playout.add_audio(samples, got):
+                person.audio.put(pts, part, got)
+
+    async def _read_video(self, person: Participant, track: object) -> None:
+        from livekit import rtc
+
+        seq = 0
+        async for ev in rtc.VideoStream(track, format=rtc.VideoBufferType.BGRA):
+            if person.playout.ended:
+                break
+            got = now()
+            f = ev.frame
+            img = cv2.cvtColor(np.frombuffer(f.data, np.uint8).reshape(f.height, f.width, 4), cv2.COLOR_BGRA2BGR)
+            if f.width > self.settings.livekit.max_width:
+                h = round(f.height * self.settings.livekit.max_width / f.width) // 2 * 2
+                img = cv2.resize(img, (self.settings.livekit.max_width, h), interpolation=cv2.INTER_AREA)
+            pts = person.playout.add_frame(img, got)
+            person.frames.add(VideoFrame(person.session_id, seq, pts, img.shape[1], img.shape[0], "bgr24",
+                                         img.tobytes(), produced_at=got))
+            seq += 1
+
+    async def _dub(self, person: Participant) -> None:
+        """The participant's session through the runner, until their audio ends."""
+        control = SessionControl(person.session_id, "start", self.targets)
+        session = Session(control, person.audio.chunks(),
+                          sinks={lang: PlayoutSink(person.playout, lang) for lang in self.targets},
+                          frames={lang: person.frames.source(lang) for lang in self.targets})
+        runner = Runner(self.pipeline, queue_size=self.settings.runner.queue_size,
+                        retry=RetryPolicy.from_settings(self.settings.retry))
+        try:
+            report = await runner.run(session)
+            log.info("%s: session %s ended, %d segments dubbed, %d dropped", self.room_name, person.session_id,
+                     len(report.segments), len(report.dropped))
+        except Exception:
+            log.exception("%s: session %s failed; the original plays on", self.room_name, person.session_id)
+            self._event("session_failed")
+
+    async def _publish(self, person: Participant, kind: str, size: tuple[int, int] | None = None) -> None:
+        """Publish `kind` (audio, or video at the camera's `size`) of every language; its source is
+        fed only once the track is up (an unpublished audio source would fill and block)."""
+        from livekit import rtc
+
+        for lang in self.targets:
+            name = track_name(person.identity, lang, kind)
+            if kind == "audio":
+                src = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+                track = rtc.LocalAudioTrack.create_audio_track(name, src)
+                opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            else:
+                src = rtc.VideoSource(*(size or (640, 480)))
+                track = rtc.LocalVideoTrack.create_video_track(name, src)
+                # the mouth is what the dub changes: keep its resolution when bandwidth or CPU is short
+                opts = rtc.TrackPublishOptions(
+                    source=rtc.TrackSource.SOURCE_CAMERA,
+                    video_encoding=rtc.VideoEncoding(max_bitrate=VIDEO_BITRATE, max_framerate=30),
+                    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION.value)
+            opts.stream = f"{person.identity}:{lang}"  # one stream per language: receivers sync its A/V
+            pub = await self._room.local_participant.publish_track(track, opts)
+            person.published.append(pub.sid)
+            (person.audio_out if kind == "audio" else person.video_out)[lang] = src
+
+    async def _play(self, person: Participant) -> None:
+        """Send each 10 ms step of every language at its time, until the playout has drained.
+
+        Tracks are published ahead of their first media (audio when the participant's media
+        starts, D before it plays; video a second before its first frame plays: a video source
+        sends black until its first frame), in tasks of their own, so the schedule never waits
+        on the server. A step the loop reaches too late is dropped, not sent in a burst: a burst
+        would fill the audio source's queue and leave the audio behind the video for good.
+        """
+        from livekit import rtc
+
+        p = person.playout
+        publishing: dict[str, asyncio.Task] = {}
+        held: deque[tuple[float, str, np.ndarray]] = deque()  # frames waiting out the audio's longer path
+        try:
+            while not p.done:
+                if (due := p.due_at()) is None:  # no media yet
+                    await asyncio.sleep(0.01)
+                    continue
+                if "audio" not in publishing:
+                    publishing["audio"] = asyncio.ensure_future(self._publish(person, "audio"))
+                if "video" not in publishing and (first := p.next_frame_due()) is not None \
+                        and first - time.time() < VIDEO_LEAD_S:
+                    size = p.next_frame_size()
+                    publishing["video"] = asyncio.ensure_future(self._publish(person, "video", size))
+                if (wait := due - AUDIO_AHEAD_S - time.time()) > 0:
+                    await asyncio.sleep(wait)
+                step = p.step()
+                if due - time.time() < -LATE_STEP_S:
+                    person.dropped_steps += 1
+                    continue
+                lag = self.settings.livekit.audio_lag_s
+                for lang in self.targets:
+                    if (audio := person.audio_out.get(lang)) is not None:
+                        if audio.queued_duration > AUDIO_AHEAD_S + MAX_QUEUED_S:  # drain back: queued is late
+                            person.dropped_steps += 1
+                        else:
+                            pcm = (np.clip(step.audio[lang], -1, 1) * 32767).astype(np.int16)
+                            await audio.capture_frame(rtc.AudioFrame(pcm.tobytes(), RATE, 1, STEP))
+                    held.extend((due + lag, lang, img) for img in step.frames[lang])
+                while held and held[0][0] <= time.time() + STEP / RATE / 2:
+                    _, lang, img = held.popleft()
+                    if (video := person.video_out.get(lang)) is not None:
+                        rgba = cv2.cvtColor(img, cv2.COLOR_BGR2RGBA)
+                        video.capture_frame(rtc.VideoFrame(img.shape[1], img.shape[0], rtc.VideoBufferType.RGBA,
+                                                           rgba.tobytes()))
+                self._export(person)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: playout of %s failed", self.room_name, person.identity)
+            self._event("session_failed")
+        finally:
+            for t in publishing.values():
+                t.cancel()
+            await self._unpublish(person)
+
+    async def _unpublish(self, person: Participant) -> None:
+        room = self._room
+        for sid in person.published:
+            with contextlib.suppress(Exception):
+                await room.local_participant.unpublish_track(sid)
+        person.published.clear()
+        if self.people.get(person.identity) is person:
+            del self.people[person.identity]
+
+    # -- metrics ----------------------------------------------------------------------------
+    def _event(self, what: str) -> None:
+        if self.metrics:
+            self.metrics.live_events.labels(what).inc()
+
+    def _export(self, person: Participant) -> None:
+        m = self.metrics
+        if not m:
+            return
+        m.live_delay_seconds.labels(person.identity).set(person.playout.delay_s)
+        for lang in self.targets:
+            st = person.playout.stats(lang)
+            for what, n in (("dubbed", st.dubbed), ("late", st.late), ("late_frame", st.late_frames)):
+                if n > (done := person.exported.get((lang, what), 0)):
+                    m.live_outcomes.labels(lang, what).inc(n - done)
+                    person.exported[(lang, what)] = n
+
+
+async def _first(*aws: object) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
