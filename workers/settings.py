@@ -168,9 +168,9 @@ class LiveKitSettings(_Frozen):
     max_width: int = Field(640, ge=64, description="camera frames wider than this are scaled down before dubbing")
     audio_lag_s: float = Field(
         0.03, ge=0.0, le=0.5,
-        description="how much longer audio takes than video from a sender's capture to a LiveKit SDK client's stream "
-                    "(its jitter buffer; 0.05-0.07 s measured on loopback): the bot takes it off the audio it hears and "
-                    "holds its video back by it, so that both stay in sync at the listener")
+        description="how much longer audio takes than video from a sender to a LiveKit SDK client's streams (their "
+                    "jitter buffers, which adapt under load; 0.03 s centred the offsets measured on loopback): the bot "
+                    "takes it off the audio it hears and holds its video back by it")
 
 
 class TopicSettings(_Frozen):
