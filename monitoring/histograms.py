@@ -9,9 +9,12 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def sample_sum(metrics_text: str, name: str) -> float:
-    """The sum over all label sets of sample `name` (a counter's `..._total`, a gauge) in a /metrics text."""
-    return sum(s.value for fam in text_string_to_metric_families(metrics_text) for s in fam.samples if s.name == name)
+def sample_sum(metrics_text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """The sum of sample `name` (a counter's `..._total`, a gauge) in a /metrics text over its label sets
+    (those that have `labels`, if given)."""
+    want = (labels or {}).items()
+    return sum(s.value for fam in text_string_to_metric_families(metrics_text) for s in fam.samples
+               if s.name == name and want <= s.labels.items())
 
 
 def histogram(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:

@@ -74,7 +74,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "counter",
         ("target_lang", "outcome"),
         "Live calls: segments played dubbed (dubbed) or too late, the original played instead (late), and "
-        "re-animated frames that came after their time (late_frame).",
+        "re-animated frames that came after their time (late_frame), 10 ms playout steps dropped because the "
+        "bot's loop came too late (dropped_step).",
     ),
     "livedub_live_delay_seconds": (
         "gauge",
@@ -84,8 +85,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "livedub_live_events": (
         "counter",
         ("event",),
-        "Live calls: the bot joined a room, failed to join, lost it (disconnected), a participant joined or "
-        "left, a session failed.",
+        "Live calls: the bot joined a room, failed to join, lost its connection (reconnecting, reconnected) or the "
+        "room (disconnected), a participant joined or left, a session failed.",
     ),
 }
 

@@ -121,6 +121,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_stage_bench(args.stage, args.out)
         return 0
+    if args.transport == "live":
+        from workers.bench.live import run as run_live
+
+        run_live(args.out, repeat=args.repeat, delay_s=args.delay)
+        return 0
     if args.transport == "kafka":
         from streams.bench import run_bench
     else:
@@ -151,9 +156,16 @@ def cmd_call(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        bot = CallBot(settings, args.room, tuple(args.to), metrics=metrics)
-        print(f"dubbing room {args.room} into {','.join(args.to)} (delay {settings.livekit.delay_s:g} s); "
-              "Ctrl-C leaves", flush=True)
+        dubbing = None
+        if args.transport == "kafka":
+            from streams.live_kafka import KafkaDubbing
+            from streams.local_stack import ensure_kafka
+
+            ensure_kafka(settings)
+            dubbing = KafkaDubbing(settings)
+        bot = CallBot(settings, args.room, tuple(args.to), metrics=metrics, dubbing=dubbing)
+        print(f"dubbing room {args.room} into {','.join(args.to)} (delay {settings.livekit.delay_s:g} s, "
+              f"{args.transport}); Ctrl-C leaves", flush=True)
         await bot.run(stop)
 
     asyncio.run(main())
@@ -203,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="sequential vs pipelined latency/throughput benchmark")
     b.add_argument("--out", type=Path, default=Path("bench"))
     b.add_argument("--profile", choices=("all", "calibrated", "real"), default="all")
-    b.add_argument("--transport", choices=("embedded", "kafka"), default="embedded")
+    b.add_argument("--transport", choices=("embedded", "kafka", "live"), default="embedded",
+                   help="live: a call through the local LiveKit server and the bot, on the clients' clocks: live.json")
+    b.add_argument("--delay", type=float, default=3.0, help="--transport live: the playout delay the bot starts at")
     b.add_argument("--segments", type=int, default=40, help="segments in the calibrated profile")
     b.add_argument("--repeat", type=int, default=3, help="times the sample is repeated in the real profile")
     b.add_argument("--stage", choices=("asr", "translate", "tts", "lipsync", "speaker"), default=None,
@@ -235,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--delay", type=float, default=None,
                    help="playout delay D in seconds (default: LIVEDUB_LIVEKIT__DELAY_S); rises when segments are late")
     c.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: none)")
+    c.add_argument("--transport", choices=("embedded", "kafka"), default="embedded",
+                   help="kafka: publish the participants' media to the workers' topics and play the dubbed topics")
     c.set_defaults(fn=cmd_call)
 
     sv = sub.add_parser("serve", help="serve the call page: join a room, hear everyone dubbed into your language")

@@ -57,6 +57,11 @@ class RecordProducer:
         self._ids: dict[str, int] = {}
         self.errors: list[str] = []
 
+    def prepare(self, *schemas: str) -> None:
+        """Register the topics' schemas now, so a live session's first records do not wait on the registry."""
+        for schema in schemas:
+            self._id(self.topics.topic_for(schema), schema)
+
     def _id(self, topic: str, schema: str) -> int:
         if topic not in self._ids:
             self._ids[topic] = self.registry.register(value_subject(topic), load_schema(schema))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real LiveKit server (the WebRTC SFU meetings run on) on 127.0.0.1, in dev mode.
-#   deploy/local/livekit.sh start|stop|status
+#   deploy/local/livekit.sh start|stop|status|restart
+# `restart` stops the server and starts it again with the same key and secret (what a server
+# upgrade or crash looks like to the clients, who rejoin with the tokens they hold).
 # Media stays on loopback: the node IP is 127.0.0.1, no external IP discovery, no STUN/TURN; RTC
 # over UDP (a small port range) and TCP. The API key `livedub` signs tokens with a secret made at
 # start (32 random bytes, $L_STATE/api.secret; `livedub-local.sh env` prints it).
@@ -58,6 +60,15 @@ start() {
 }
 
 stop() { service_stop livekit "$L_PID" "$MATCH" "$L_STATE"; }
+
+restart() {
+  local bin="$LD_ROOT/.tools/bin/livekit-server"
+  [ -f "$L_CONF" ] || { start; return; }
+  if live_pid "$L_PID" "$MATCH" >/dev/null; then stop_pid "$L_PID" 20 "$MATCH"; fi
+  start_daemon "$L_PID" "$L_LOG" "$bin" --dev --config "$L_CONF" --bind "$LD_HOST" --node-ip "$LD_HOST"
+  wait_until 60 "$L_PID" "$L_LOG" livekit livekit_ready
+  ld_log "livekit restarted (pid $(cat "$L_PID")) with the same keys"
+}
 status() { service_status livekit "$L_PID" "$MATCH" "url=ws://$LD_HOST:$LIVEKIT_PORT" livekit_ready; }
 
 cmd="${1:-}"; shift || true
@@ -65,5 +76,6 @@ case "$cmd" in
   start) with_lock; start ;;
   stop) with_lock; stop ;;
   status) status ;;
-  *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+  restart) with_lock; restart ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-import ctranslate2
 import numpy as np
 import pytest
 
 from tests.support.clips import sample_clip
+from tests.support.judge import heard_by_segment, p_english, unloop
 from workers.asr.faster_whisper import FasterWhisper
 from workers.bench.quality import _chrf, quality_rows
 from workers.bench.speech_set import PARALLEL
@@ -63,51 +63,6 @@ def _audio(path) -> np.ndarray:
     return np.concatenate([a for _, a in iter_audio(path, rate=16000, chunk_s=1.0)])
 
 
-def _unloop(text: str, keep: int = 2, longest: int = 4, window: int = 8) -> str:
-    """Whisper base sometimes loops on synthetic speech ("... ja ja ja ...", "o mi, o mi, mi, o mi, ..."
-    to the end of its window): a failure of the judge, not of the dub. A phrase of up to `longest`
-    words already kept `keep` times among the last `window` words is cut."""
-    words = text.split()
-    norm = [w.strip(".,!?…").lower() for w in words]
-    kept: list[int] = []
-    i = 0
-    while i < len(words):
-        recent = [norm[j] for j in kept[-window:]]
-        for n in range(1, longest + 1):
-            phrase = norm[i:i + n]
-            seen = sum(recent[k:k + n] == phrase for k in range(len(recent) - n + 1))
-            if len(phrase) == n and seen >= keep:
-                i += n
-                break
-        else:
-            kept.append(i)
-            i += 1
-    return " ".join(words[j] for j in kept)
-
-
-def _listen(asr, audio: np.ndarray, lang: str) -> str:
-    """Whisper decoding as a careful judge, not as the pipeline's fast ASR: beam search that may not
-    repeat a 3-gram, and Whisper's own fallback to (seeded) sampling when a window's text
-    compresses like a loop. Greedy decoding heard one CI machine's Catalan dub as "o mi, o mi,
-    ..." (chrF 9); this judge scores the same dubs 35-42 under every CPU kernel CTranslate2 has."""
-    ctranslate2.set_random_seed(1)
-    segments, _ = asr.model.transcribe(
-        audio, language=lang, beam_size=5, no_repeat_ngram_size=3, temperature=[0.0, 0.2, 0.4, 0.6, 0.8],
-        compression_ratio_threshold=2.0, vad_filter=False, condition_on_previous_text=False,
-        without_timestamps=True)
-    return _unloop(" ".join(s.text.strip() for s in segments))
-
-
-def _heard(asr, res, audio: np.ndarray, lang: str) -> str:
-    """What Whisper hears, segment by segment (a loop in one window cannot eat the rest)."""
-    spans = sorted((s.start_s, s.end_s) for s in res.report.segments if s.lang == lang)
-    return " ".join(_listen(asr, audio[round(a * 16000):round(b * 16000) + 1600], lang) for a, b in spans)
-
-
-def _p_english(asr, audio: np.ndarray) -> float:
-    return dict(asr.model.detect_language(audio)[2])["en"]
-
-
 def test_each_language_takes_the_expected_route_and_is_dubbed(dubbed):
     res, routes, _ = dubbed
     assert routes == ROUTES
@@ -120,16 +75,16 @@ def test_italian_output_is_heard_as_italian(dubbed, asr):
     res, _, said = dubbed
     heard = asr.transcribe(_audio(res.outputs["it"]), None)
     assert heard.language == "it", heard
-    assert _chrf([said["it"]], [_unloop(heard.text)]) > 50, (said["it"], heard.text)
+    assert _chrf([said["it"]], [unloop(heard.text)]) > 50, (said["it"], heard.text)
 
 
 @pytest.mark.parametrize("lang", ["pt", "ca"])
 def test_output_says_the_translation_and_is_no_longer_english(dubbed, asr, lang):
     res, _, said = dubbed
     audio = _audio(res.outputs[lang])
-    assert _p_english(asr, _audio(sample_clip())) > 0.9
-    assert _p_english(asr, audio) < 0.3
-    heard = _heard(asr, res, audio, lang)
+    assert p_english(asr, _audio(sample_clip())) > 0.9
+    assert p_english(asr, audio) < 0.3
+    heard = heard_by_segment(asr, res, audio, lang)
     to_translation, to_source = _chrf([said[lang]], [heard]), _chrf([DEFAULT_TEXT["en"]], [heard])
     assert to_translation > 20 and to_translation > to_source + 8, (said[lang], heard, to_translation, to_source)
 
@@ -144,7 +99,7 @@ def test_quality_figures_on_real_backends(loaded, asr):
 
 def test_unloop_cuts_the_loops_whisper_base_fell_into():
     ci = "o a mi, o mi, o mi, o mi, o mi,..., o mi, mi, o mi, o mi, m'ho puc posar en el somniat i el llarg."
-    assert _unloop(ci) == "o a mi, o mi, m'ho puc posar en el somniat i el llarg."
-    assert _unloop("ja ja ja ja ja bon dia") == "ja ja bon dia"
+    assert unloop(ci) == "o a mi, o mi, m'ho puc posar en el somniat i el llarg."
+    assert unloop("ja ja ja ja ja bon dia") == "ja ja bon dia"
     said = "Olá, e bem-vindo ao espectáculo. Hoje falamos sobre uma viagem à lua."
-    assert _unloop(said) == said
+    assert unloop(said) == said

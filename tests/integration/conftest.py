@@ -12,8 +12,10 @@ concurrent sessions on one machine never collide.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.integration.kafka_io import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -146,3 +150,23 @@ def livekit_server() -> Iterator[LiveKitServer]:
     yield LiveKitServer(*(env[f"LIVEDUB_LIVEKIT__{k}"] for k in ("URL", "API_KEY", "API_SECRET")))
     if not was_running and os.environ.get("LOCAL_LIVEDUB_DOWN_AFTER_TESTS") == "1":
         subprocess.run(["bash", str(LOCAL / "livekit.sh"), "stop"], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def call_bot(livekit_server, settings):
+    """`with call_bot(room, log, "--delay", "6", ..., env={...}) as proc:` runs `livedub call --room ROOM --to es`
+    as a process against the local server (the run's model cache), output in `log`; SIGTERM at the end."""
+
+    @contextlib.contextmanager
+    def run(room: str, log: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+        env = {**os.environ, **livekit_server.env(), "LIVEDUB_CACHE_DIR": str(settings.cache_dir), **(env or {})}
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "call", "--room", room, "--to", "es", *args],
+                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+    return run
+

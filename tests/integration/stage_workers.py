@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,11 @@ from types import TracebackType
 
 import requests
 
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("segment", "asr", "translate", "tts", "lipsync")
 LIVEDUB = Path(sys.executable).parent / "livedub"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Workers:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,20 +17,14 @@ import numpy as np
 import pytest
 import requests
 
-from tests.support.browser import Chromium, chromium_path, free_port
+from tests.integration.kafka_io import stop
+from tests.support.browser import Chromium, chromium_path
 from tests.support.clips import sample_clip
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "web"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 async def _participants(lk, room: str) -> set[str]:
@@ -43,37 +36,33 @@ async def _participants(lk, room: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def page(livekit_server, settings, tmp_path_factory):
+def page(call_bot, livekit_server, settings, tmp_path_factory):
     """The bot in room `web` and the call page, both real processes; yields the page's URL."""
     if chromium_path() is None:
         pytest.fail("chromium is not installed: scripts/install_web.sh --browser (make setup-all runs it)")
     tmp = tmp_path_factory.mktemp("web")
-    env = {**os.environ, **livekit_server.env(), "LIVEDUB_CACHE_DIR": str(settings.cache_dir)}
+    env = {**os.environ, **livekit_server.env()}
     port = free_port()
-    with open(tmp / "bot.log", "w") as out:
-        bot = subprocess.Popen([sys.executable, "-m", "streams.cli", "call", "--room", ROOM, "--to", "es",
-                                "--delay", "6"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    with open(tmp / "serve.log", "w") as out:
+    with call_bot(ROOM, tmp / "bot.log", "--delay", "6") as bot, open(tmp / "serve.log", "w") as out:
         serve = subprocess.Popen([sys.executable, "-m", "streams.cli", "serve", "--to", "es,fr", "--port", str(port)],
                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 240
-        while "livedub" not in asyncio.run(_participants(livekit_server, ROOM)):
-            assert bot.poll() is None, (tmp / "bot.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the bot did not join in 240 s"
-            time.sleep(1.0)
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                requests.get(url, timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                assert serve.poll() is None, (tmp / "serve.log").read_text()[-3000:]
-                time.sleep(0.3)
-        yield url, tmp
-    finally:
-        _stop(bot)
-        _stop(serve)
+        try:
+            deadline = time.monotonic() + 240
+            while "livedub" not in asyncio.run(_participants(livekit_server, ROOM)):
+                assert bot.poll() is None, (tmp / "bot.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the bot did not join in 240 s"
+                time.sleep(1.0)
+            url = f"http://127.0.0.1:{port}"
+            while True:
+                try:
+                    requests.get(url, timeout=2).raise_for_status()
+                    break
+                except requests.RequestException:
+                    assert serve.poll() is None, (tmp / "serve.log").read_text()[-3000:]
+                    time.sleep(0.3)
+            yield url, tmp
+        finally:
+            stop(serve)
 
 
 def _fake_devices(tmp: Path) -> tuple[Path, Path]:

@@ -8,13 +8,14 @@ import base64
 import itertools
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.support.ports import free_port
 
 FLAGS = [  # as this machine's probe runs it: no sandbox as root, no network besides loopback
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,12 +27,6 @@ FLAGS = [  # as this machine's probe runs it: no sandbox as root, no network bes
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Chromium:

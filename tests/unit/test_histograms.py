@@ -20,3 +20,6 @@ def test_sample_sum_adds_a_sample_over_its_label_sets_and_only_that_sample():
     assert sample_sum(text, "livedub_consumer_lag") == 5
     assert sample_sum(text, "livedub_dlq_records_created") > 0  # a different sample: not mixed in
     assert sample_sum(text, "livedub_missing") == 0
+    assert sample_sum(text, "livedub_dlq_records_total", {"stage": "lipsync"}) == 2
+    assert sample_sum(text, "livedub_consumer_lag", {"stage": "asr", "partition": "1"}) == 1
+    assert sample_sum(text, "livedub_consumer_lag", {"stage": "tts"}) == 0

@@ -122,3 +122,21 @@ def test_playout_ends_once_everything_buffered_has_gone_out():
     assert not p.done
     _play(p, 0.3)
     assert p.done
+
+
+def test_frames_come_too_late_only_matter_inside_a_span_that_played_dubbed():
+    p = Playout(("es",), 1.0, max_delay_s=5.0)
+    for i in range(25):
+        p.add_frame(np.full((8, 8, 3), 10, np.uint8), T0 + 0.04 * i + 0.001)
+    _feed(p, 1.0)
+    p.add_speech("es", _speech(0, 0.4, 0.6), T0 + 0.5)
+    _play(p, 1.0)
+    missing = p.stats("es").late_frames  # the span's frames, shown as they were: none had come
+    assert missing > 0 and p.delay_s == 1.0
+    # after playout: one frame from outside the span (a transport's pass-through), one from inside
+    p.add_frames("es", [_frame(0.2, 200, True)], T0 + 5.0)
+    assert p.stats("es").late_frames == missing
+    p.add_frames("es", [_frame(0.48, 200, True)], T0 + 5.0)
+    assert p.stats("es").late_frames == missing + 1
+    _play(p, 0.1)
+    assert p.delay_s == pytest.approx(4.82, abs=0.011)  # what that frame would have needed: 4.52 s + 0.3

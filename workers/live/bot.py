@@ -1,9 +1,10 @@
 """The call bot: joins a LiveKit room and, for every other participant and target language,
 publishes a dubbed audio track and a dubbed video track.
 
-Each participant is one session of the in-process runner (the same stages as `livedub dub`):
-their microphone feeds the segmenter, their camera the lip-sync step, and a `Playout` sends the
-result at a constant delay. Tracks are named `<identity>:<lang>:audio` and `<identity>:<lang>:video`
+Each participant is one session of a `Dubbing` (workers/live/dubbing.py): the in-process runner
+by default (the same stages as `livedub dub`), or the Kafka workers (`--transport kafka`). Their
+microphone feeds the segmenter, their camera the lip-sync step, and a `Playout` sends the result
+at a constant delay. Tracks are named `<identity>:<lang>:audio` and `<identity>:<lang>:video`
 and share the stream `<identity>:<lang>` (a receiver keeps the two in sync). The bot joins as an
 agent; other agents (another LiveDub, a recorder) are not dubbed.
 
@@ -25,13 +26,12 @@ import numpy as np
 
 from monitoring.metrics import Metrics
 from workers.errors import ConfigError
-from workers.live.feeds import AudioFeed, FrameFeed, PlayoutSink
+from workers.live.dubbing import Dubbing, DubbingSession, EmbeddedDubbing
+from workers.live.feeds import PlayoutSink
 from workers.live.playout import RATE, STEP, Playout
 from workers.live.tokens import room_token
 from workers.pipeline import Pipeline
 from workers.records import SessionControl, VideoFrame, now
-from workers.retry import RetryPolicy
-from workers.runner import Runner, Session
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,14 @@ def track_name(identity: str, lang: str, kind: str) -> str:
 
 @dataclass
 class Participant:
-    """One remote participant being dubbed: their session, feeds, playout and published tracks."""
+    """One remote participant being dubbed: their session, readers, playout and published tracks."""
 
     identity: str
     session_id: str
     playout: Playout
-    audio: AudioFeed
-    frames: FrameFeed
+    session: DubbingSession
     tasks: list[asyncio.Task] = field(default_factory=list)
+    readers: dict[str, tuple[str, asyncio.Task]] = field(default_factory=dict)  # kind -> (track sid, reader)
     audio_out: dict[str, object] = field(default_factory=dict)  # lang -> rtc.AudioSource
     video_out: dict[str, object] = field(default_factory=dict)  # lang -> rtc.VideoSource
     published: list[str] = field(default_factory=list)  # track sids
@@ -70,7 +70,7 @@ class CallBot:
     """Dubs every participant of one room into `targets`, until `stop` is set."""
 
     def __init__(self, settings: Settings, room: str, targets: tuple[str, ...], *,
-                 pipeline: Pipeline | None = None, metrics: Metrics | None = None) -> None:
+                 dubbing: Dubbing | None = None, metrics: Metrics | None = None) -> None:
         if not targets:
             raise ConfigError("no target language given (e.g. --to es)")
         room_token(settings.livekit, settings.livekit.identity, room)  # no key or secret: say so before loading models
@@ -78,16 +78,20 @@ class CallBot:
         self.room_name = room
         self.targets = targets
         self.metrics = metrics
-        self.pipeline = pipeline or Pipeline.build(settings, metrics)
+        self.dubbing = dubbing or EmbeddedDubbing(settings, Pipeline.build(settings, metrics))
         self.people: dict[str, Participant] = {}
         self._room = None
 
     # -- the room ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Join, dub, and rejoin after losing the room, until `stop`."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.pipeline.load)
-        await loop.run_in_executor(None, self._warm_up)
+        await asyncio.get_running_loop().run_in_executor(None, self.dubbing.load)
+        try:
+            await self._stay(stop)
+        finally:
+            self.dubbing.close()
+
+    async def _stay(self, stop: asyncio.Event) -> None:
         backoff = 0.5
         while not stop.is_set():
             lost = asyncio.Event()
@@ -106,10 +110,6 @@ class CallBot:
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    def _warm_up(self) -> None:
-        for stage in self.pipeline.stages.values():
-            stage.warm_up()
-
     async def _join(self, lost: asyncio.Event) -> None:
         from livekit import rtc
 
@@ -121,13 +121,36 @@ class CallBot:
         def _subscribed(track: rtc.Track, _pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
             if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
                 return
+            kind = {rtc.TrackKind.KIND_AUDIO: "audio", rtc.TrackKind.KIND_VIDEO: "video"}.get(track.kind)
+            if kind is None:
+                return
             person = self._person(p.identity)
-            if track.kind == rtc.TrackKind.KIND_AUDIO and not any(t.get_name() == "audio" for t in person.tasks):
-                person.tasks.append(asyncio.ensure_future(self._read_audio(person, track), loop=loop))
-                person.tasks[-1].set_name("audio")
-            elif track.kind == rtc.TrackKind.KIND_VIDEO and not any(t.get_name() == "video" for t in person.tasks):
-                person.tasks.append(asyncio.ensure_future(self._read_video(person, track), loop=loop))
-                person.tasks[-1].set_name("video")
+            old = person.readers.get(kind)
+            if old is not None and old[0] == track.sid and not old[1].done():
+                return
+            if old is not None:  # a new track of the same kind (a rejoin, a new camera): read that one
+                old[1].cancel()
+            read = self._read_audio if kind == "audio" else self._read_video
+            person.readers[kind] = (track.sid, asyncio.ensure_future(read(person, track), loop=loop))
+            person.tasks.append(person.readers[kind][1])
+
+        @room.on("track_unsubscribed")
+        def _unsubscribed(track: rtc.Track, _pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+            person = self.people.get(p.identity)
+            for kind, (sid, task) in list(person.readers.items()) if person else ():
+                if sid == track.sid:
+                    task.cancel()
+                    del person.readers[kind]
+
+        @room.on("reconnecting")
+        def _reconnecting() -> None:
+            log.warning("room %s: connection lost, the SDK is reconnecting", self.room_name)
+            self._event("reconnecting")
+
+        @room.on("reconnected")
+        def _reconnected() -> None:
+            log.info("room %s: reconnected", self.room_name)
+            self._event("reconnected")
 
         @room.on("participant_disconnected")
         def _gone(p: rtc.RemoteParticipant) -> None:
@@ -165,11 +188,11 @@ class CallBot:
             return self.people[identity]
         lk, out = self.settings.livekit, self.settings.output
         sid = f"{self.room_name}.{identity}.{int(time.time() * 1000)}"
-        person = Participant(
-            identity, sid,
-            Playout(self.targets, lk.delay_s, max_delay_s=lk.max_delay_s, duck_db=out.duck_db,
-                    ramp_s=out.duck_ramp_s),
-            AudioFeed(sid, self.settings.runner.audio_chunk_s), FrameFeed(self.targets))
+        playout = Playout(self.targets, lk.delay_s, max_delay_s=lk.max_delay_s, duck_db=out.duck_db,
+                          ramp_s=out.duck_ramp_s)
+        session = self.dubbing.open(SessionControl(sid, "start", self.targets),
+                                    {lang: PlayoutSink(playout, lang) for lang in self.targets})
+        person = Participant(identity, sid, playout, session)
         self.people[identity] = person
         self._event("participant_joined")
         person.tasks.append(asyncio.ensure_future(self._dub(person)))
@@ -179,8 +202,7 @@ class CallBot:
     def _end(self, person: Participant) -> None:
         """The participant left (or the room was lost): their session ends, playout drains."""
         if not person.playout.ended:
-            person.audio.end()
-            person.frames.end()
+            person.session.end()
             person.playout.end()
 
     async def _read_audio(self, person: Participant, track: object) -> None:
@@ -192,7 +214,7 @@ class CallBot:
             got = now() - self.settings.livekit.audio_lag_s  # when it was captured, as its video would say
             samples = np.frombuffer(ev.frame.data, dtype=np.int16).astype(np.float32) / 32768.0
             for pts, part in person.playout.add_audio(samples, got):
-                person.audio.put(pts, part, got)
+                person.session.audio(pts, part, got)
 
     async def _read_video(self, person: Participant, track: object) -> None:
         from livekit import rtc
@@ -208,22 +230,16 @@ class CallBot:
                 h = round(f.height * self.settings.livekit.max_width / f.width) // 2 * 2
                 img = cv2.resize(img, (self.settings.livekit.max_width, h), interpolation=cv2.INTER_AREA)
             pts = person.playout.add_frame(img, got)
-            person.frames.add(VideoFrame(person.session_id, seq, pts, img.shape[1], img.shape[0], "bgr24",
-                                         img.tobytes(), produced_at=got))
+            person.session.frame(VideoFrame(person.session_id, seq, pts, img.shape[1], img.shape[0], "bgr24",
+                                            img.tobytes(), produced_at=got))
             seq += 1
 
     async def _dub(self, person: Participant) -> None:
-        """The participant's session through the runner, until their audio ends."""
-        control = SessionControl(person.session_id, "start", self.targets)
-        session = Session(control, person.audio.chunks(),
-                          sinks={lang: PlayoutSink(person.playout, lang) for lang in self.targets},
-                          frames={lang: person.frames.source(lang) for lang in self.targets})
-        runner = Runner(self.pipeline, queue_size=self.settings.runner.queue_size,
-                        retry=RetryPolicy.from_settings(self.settings.retry))
+        """The participant's session, until every output of it has reached the playout."""
         try:
-            report = await runner.run(session)
-            log.info("%s: session %s ended, %d segments dubbed, %d dropped", self.room_name, person.session_id,
-                     len(report.segments), len(report.dropped))
+            await person.session.done()
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("%s: session %s failed; the original plays on", self.room_name, person.session_id)
             self._event("session_failed")
@@ -242,11 +258,11 @@ class CallBot:
             else:
                 src = rtc.VideoSource(*(size or (640, 480)))
                 track = rtc.LocalVideoTrack.create_video_track(name, src)
-                # the mouth is what the dub changes: keep its resolution when bandwidth or CPU is short
+                # WebRTC's balanced degradation: while the bandwidth estimate ramps up (the first ~7 s) it
+                # sends fewer pixels, not fewer frames; keeping the resolution dropped ~40 % of them there
                 opts = rtc.TrackPublishOptions(
                     source=rtc.TrackSource.SOURCE_CAMERA,
-                    video_encoding=rtc.VideoEncoding(max_bitrate=VIDEO_BITRATE, max_framerate=30),
-                    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION.value)
+                    video_encoding=rtc.VideoEncoding(max_bitrate=VIDEO_BITRATE, max_framerate=30))
             opts.stream = f"{person.identity}:{lang}"  # one stream per language: receivers sync its A/V
             pub = await self._room.local_participant.publish_track(track, opts)
             person.published.append(pub.sid)
@@ -330,7 +346,8 @@ class CallBot:
         m.live_delay_seconds.labels(person.identity).set(person.playout.delay_s)
         for lang in self.targets:
             st = person.playout.stats(lang)
-            for what, n in (("dubbed", st.dubbed), ("late", st.late), ("late_frame", st.late_frames)):
+            for what, n in (("dubbed", st.dubbed), ("late", st.late), ("late_frame", st.late_frames),
+                            ("dropped_step", person.dropped_steps)):
                 if n > (done := person.exported.get((lang, what), 0)):
                     m.live_outcomes.labels(lang, what).inc(n - done)
                     person.exported[(lang, what)] = n

@@ -26,28 +26,41 @@ log = logging.getLogger(__name__)
 FRAME_WAIT_S = 2.0  # longest a segment waits for camera frames it needs (a frozen or dropped camera)
 
 
-class AudioFeed:
-    """A participant's audio as `AudioChunk`s of `chunk_s`, on their source clock."""
+class AudioChunker:
+    """A participant's audio, arriving in 10 ms frames, as `AudioChunk`s of `chunk_s` on their clock."""
 
     def __init__(self, session_id: str, chunk_s: float) -> None:
         self.session_id = session_id
         self.chunk = round(chunk_s * RATE)
-        self._q: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
         self._buf = np.zeros(0, np.float32)
         self._pts = 0.0
         self._seq = 0
 
-    def put(self, pts_s: float, samples: np.ndarray, captured_at: float) -> None:
-        """Audio that starts at `pts_s` (contiguous with what came before)."""
+    def put(self, pts_s: float, samples: np.ndarray, captured_at: float) -> list[AudioChunk]:
+        """Audio that starts at `pts_s` (contiguous with what came before); the chunks it completes."""
         if not len(self._buf):
             self._pts = pts_s
         self._buf = np.concatenate([self._buf, samples])
+        out = []
         while len(self._buf) >= self.chunk:
             part, self._buf = self._buf[: self.chunk], self._buf[self.chunk:]
-            self._q.put_nowait(AudioChunk(self.session_id, self._seq, self._pts, RATE, float_to_pcm(part),
-                                          captured_at=captured_at))
+            out.append(AudioChunk(self.session_id, self._seq, self._pts, RATE, float_to_pcm(part),
+                                  captured_at=captured_at))
             self._seq += 1
             self._pts += len(part) / RATE
+        return out
+
+
+class AudioFeed:
+    """The chunks as the async iterator the runner reads its audio from."""
+
+    def __init__(self, session_id: str, chunk_s: float) -> None:
+        self.chunker = AudioChunker(session_id, chunk_s)
+        self._q: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
+
+    def put(self, pts_s: float, samples: np.ndarray, captured_at: float) -> None:
+        for chunk in self.chunker.put(pts_s, samples, captured_at):
+            self._q.put_nowait(chunk)
 
     def end(self) -> None:
         self._q.put_nowait(None)

@@ -57,6 +57,7 @@ class _Lang:
     pending: dict[int, _Span] = field(default_factory=dict)  # arrived, not yet started
     playing: list[_Span] = field(default_factory=list)
     frames: dict[int, np.ndarray | None] = field(default_factory=dict)  # pts (ms) -> re-animated (None: as is)
+    played: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))  # spans played dubbed
     stats: PlayoutStats = field(default_factory=PlayoutStats)
 
 
@@ -160,7 +161,9 @@ class Playout:
             played = self.head / RATE
             for f in frames:
                 if f.pts_s < played:
-                    if isinstance(f, DubbedFrame):
+                    # too late to show; it mattered only inside a span that played dubbed (a transport
+                    # may send the frames around the spans, as they were, long after their time)
+                    if isinstance(f, DubbedFrame) and any(a <= f.pts_s * RATE < b for a, b in state.played):
                         state.stats.late_frames += 1
                         self._late(arrived_at, f.pts_s)
                     continue
@@ -222,7 +225,9 @@ class Playout:
             audio, frames = {}, {}
             for lang, state in self._lang.items():
                 for seq in [q for q, s in state.pending.items() if s.start < hi]:
-                    state.playing.append(state.pending.pop(seq))
+                    span = state.pending.pop(seq)
+                    state.playing.append(span)
+                    state.played.append((span.start, span.end))
                     state.stats.dubbed += 1
                 out = src.copy()
                 for s in state.playing:
