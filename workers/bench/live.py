@@ -105,7 +105,7 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
     finally:
         bot.terminate()
         bot.wait(30)
-    ready = [(int(m[1]), float(m[2]), float(m[3]), float(m[4]), float(m[5]), m[6] == "LATE")
+    ready = [(int(m[0]), float(m[1]), float(m[2]), float(m[3]), float(m[4]), m[5] == "LATE")
              for m in READY.findall(log.read_text())]
     if not ready:
         raise ConfigError(f"the bot dubbed no segment: see {log}")
