@@ -112,7 +112,8 @@ def test_after_the_server_restarts_the_bot_is_back_and_dubs_the_next_speaker(liv
     while metric("livedub_live_events_total", event="joined") <= joined:
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(1.0)
+    time.sleep(3.0)  # its subscriber connection is up a moment after the join
     events: list = []
-    asyncio.run(asyncio.wait_for(_speak(livekit_server, "bob", 3.0, events, DELAY_S + 4), 120))
+    asyncio.run(asyncio.wait_for(_speak(livekit_server, "bob", 5.0, events, DELAY_S + 4), 120))
     assert _when(events, "published", track_name("bob", "es", "audio")), (events, log.read_text()[-2000:])
     assert metric("livedub_live_events_total", event="session_failed") == 0

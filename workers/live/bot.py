@@ -208,9 +208,13 @@ class CallBot:
     async def _read_audio(self, person: Participant, track: object) -> None:
         from livekit import rtc
 
+        first = True
         async for ev in rtc.AudioStream(track, sample_rate=RATE, num_channels=1, frame_size_ms=10):
             if person.playout.ended:
                 break
+            if first:
+                log.info("%s: audio of %s is coming in", self.room_name, person.identity)
+                first = False
             got = now() - self.settings.livekit.audio_lag_s  # when it was captured, as its video would say
             samples = np.frombuffer(ev.frame.data, dtype=np.int16).astype(np.float32) / 32768.0
             for pts, part in person.playout.add_audio(samples, got):
