@@ -124,7 +124,6 @@ class _KafkaSession(DubbingSession):
         self.send(audio_end(sid, self.last_pts, RATE))
         self.send(video_end(sid, self.last_pts))
         self.send(SessionControl(sid, "stop", self.control.target_langs, self.control.source_lang))
-        self.owner.producer.producer.poll(0)
 
     def deliver(self, rec: object) -> None:
         """A record of this session from the dubbed topics (consumer thread)."""

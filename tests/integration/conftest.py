@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_io import stop
+from workers.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -140,13 +141,13 @@ class LiveKitServer:
 @pytest.fixture(scope="session")
 def livekit_server() -> Iterator[LiveKitServer]:
     """A real LiveKit server on 127.0.0.1 (`deploy/local/livekit.sh`), built on first use."""
+    from workers.bench.live import local_server_env
+
     was_running = subprocess.run(["bash", str(LOCAL / "livekit.sh"), "status"], capture_output=True).returncode == 0
-    up = subprocess.run(["bash", str(LOCAL / "livekit.sh"), "start"], capture_output=True, text=True, timeout=900)
-    if up.returncode != 0:
-        pytest.fail(f"deploy/local/livekit.sh start failed:\n{up.stderr[-3000:]}")
-    env = dict(line.removeprefix("export ").split("=", 1) for line in subprocess.run(
-        ["bash", str(LOCAL / "livedub-local.sh"), "env"], capture_output=True, text=True,
-        check=True).stdout.splitlines() if line.startswith("export LIVEDUB_LIVEKIT__"))
+    try:
+        env = local_server_env()
+    except ConfigError as e:
+        pytest.fail(str(e))
     yield LiveKitServer(*(env[f"LIVEDUB_LIVEKIT__{k}"] for k in ("URL", "API_KEY", "API_SECRET")))
     if not was_running and os.environ.get("LOCAL_LIVEDUB_DOWN_AFTER_TESTS") == "1":
         subprocess.run(["bash", str(LOCAL / "livekit.sh"), "stop"], capture_output=True, timeout=60)

@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
@@ -18,7 +17,7 @@ from monitoring.histograms import sample_sum
 from tests.support.clips import sample_clip
 from tests.support.ports import free_port
 from workers.live.bot import track_name
-from workers.live.clients import Media
+from workers.live.clients import Media, publish
 from workers.live.tokens import room_token
 from workers.settings import LiveKitSettings
 
@@ -68,16 +67,8 @@ async def _speak(lk, identity: str, seconds: float, listener_events: list, watch
 
     await listener.connect(lk.url, room_token(creds, f"ear-{identity}", ROOM))
     await speaker.connect(lk.url, room_token(creds, identity, ROOM))
-    src = rtc.AudioSource(RATE, 1, queue_size_ms=100)
-    await speaker.local_participant.publish_track(rtc.LocalAudioTrack.create_audio_track("mic", src),
-                                                  rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-    audio = Media.from_file(sample_clip()).audio
-    step = RATE // 100
-    t0 = time.time()
-    for i in range(0, round(seconds * RATE), step):
-        if (wait := t0 + i / RATE - time.time()) > 0:
-            await asyncio.sleep(wait)
-        await src.capture_frame(rtc.AudioFrame((audio[i:i + step] * 32767).astype(np.int16).tobytes(), RATE, 1, step))
+    audio = Media.from_file(sample_clip()).audio[:round(seconds * RATE)]
+    await publish(speaker, Media(audio, [], 25.0), settle_s=0.0)  # a microphone only
     listener_events.append(("left", identity, time.time()))
     await speaker.disconnect()
     await asyncio.sleep(watch)

@@ -19,9 +19,10 @@ from streams.acls import apply, principal
 from streams.registry import SchemaRegistry
 from streams.topics import Topics, admin_client, create_topics, delete_topics, value_subject
 from tests.integration.kafka_io import env_for, finish, publish, subscribe
-from tests.integration.stage_workers import STAGES, Workers, free_port
+from tests.integration.stage_workers import STAGES, Workers
 from tests.integration.test_kafka_pipeline import _chunks
 from tests.support.clips import make_clip
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from conftest import KafkaStack

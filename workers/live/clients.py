@@ -36,16 +36,20 @@ class Media:
 
 async def publish(room, media: Media, *, on_frame: Callable[[int, float], None] | None = None,
                   settle_s: float = 1.0) -> float:
-    """Publish a microphone and a camera track and play `media` into them in real time.
+    """Publish a microphone and (unless `media` has no frames) a camera track and play `media` into
+    them in real time.
 
     Returns the wall time of media time 0. `on_frame(index, wall)` is told when each frame is sent.
     """
     from livekit import rtc
 
-    h, w = media.frames[0].shape[:2]
-    mic, cam = rtc.AudioSource(RATE, 1, queue_size_ms=100), rtc.VideoSource(w, h)
-    for track, source in ((rtc.LocalAudioTrack.create_audio_track("mic", mic), rtc.TrackSource.SOURCE_MICROPHONE),
-                          (rtc.LocalVideoTrack.create_video_track("cam", cam), rtc.TrackSource.SOURCE_CAMERA)):
+    mic = rtc.AudioSource(RATE, 1, queue_size_ms=100)
+    tracks = [(rtc.LocalAudioTrack.create_audio_track("mic", mic), rtc.TrackSource.SOURCE_MICROPHONE)]
+    if media.frames:
+        h, w = media.frames[0].shape[:2]
+        cam = rtc.VideoSource(w, h)
+        tracks.append((rtc.LocalVideoTrack.create_video_track("cam", cam), rtc.TrackSource.SOURCE_CAMERA))
+    for track, source in tracks:
         opts = rtc.TrackPublishOptions(source=source, stream="camera",
                                        video_encoding=rtc.VideoEncoding(max_bitrate=1_500_000, max_framerate=30))
         await room.local_participant.publish_track(track, opts)
