@@ -281,7 +281,8 @@ def overview() -> dict:
         ),
         stat(
             "Workers up",
-            "Scraped worker pods answering /metrics, over all stages.",
+            "Scraped worker pods answering /metrics, over all stages (and the call bot, job livedub-bot, "
+            "where it is deployed).",
             [target(f'sum(up{{{NS}, job=~"livedub-.+"}})', "up")],
             thresholds=[("red", None), ("green", 1.0)],
         ),
@@ -478,6 +479,26 @@ def stages() -> dict:
             unit="ops",
         ),
         row("Live calls"),
+        # The bot's gauges are per process: sum the replicas (each dubs its own rooms).
+        stat(
+            "Live rooms",
+            "Rooms the call bot is in now (`livedub call --rooms`), summed over its replicas.",
+            [target(f"sum by (namespace) (livedub_live_rooms{{{NS}}})", "{{namespace}}")],
+            w=8,
+        ),
+        stat(
+            "Participants being dubbed",
+            "Participants the call bot dubs now, in all its rooms, summed over its replicas.",
+            [target(f"sum by (namespace) (livedub_live_participants{{{NS}}})", "{{namespace}}")],
+            w=8,
+        ),
+        stat(
+            "Dubbed tracks",
+            "Dubbed tracks the call bot publishes now: one audio and one video per participant and target "
+            "language, summed over its replicas.",
+            [target(f"sum by (namespace) (livedub_live_tracks{{{NS}}})", "{{namespace}}")],
+            w=8,
+        ),
         timeseries(
             "Live segments by outcome",
             "Segments of live calls played dubbed, or too late (the original played for that span instead), "
@@ -494,8 +515,9 @@ def stages() -> dict:
         ),
         timeseries(
             "Live bot events",
-            "Rooms joined, joins failed, rooms lost (disconnected), participants joining and leaving, sessions "
-            "failed. Disconnects followed by joins are the bot riding out a server restart.",
+            "Rooms joined, joins failed, rooms lost (disconnected), rooms handed to another LiveDub (replaced), "
+            "empty rooms left (left_idle), participants joining and leaving, sessions failed. Disconnects "
+            "followed by joins are the bot riding out a server restart.",
             [target(f"sum by (event) (increase(livedub_live_events_total{{{NS}}}[{RATE}]))", "{{event}}")],
         ),
         row("Backlog"),

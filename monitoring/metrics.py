@@ -82,11 +82,16 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("participant",),
         "Live calls: the playout delay D of a participant (rises when their segments come late).",
     ),
+    "livedub_live_rooms": ("gauge", (), "Live calls: rooms the bot is in now."),
+    "livedub_live_participants": ("gauge", (), "Live calls: participants being dubbed now, in all rooms."),
+    "livedub_live_tracks": ("gauge", (), "Live calls: dubbed tracks published now (one audio and one video per "
+                                         "participant and target language)."),
     "livedub_live_events": (
         "counter",
         ("event",),
         "Live calls: the bot joined a room, failed to join, lost its connection (reconnecting, reconnected) or the "
-        "room (disconnected), a participant joined or left, a session failed.",
+        "room (disconnected), was replaced by another LiveDub (replaced), left an empty room (left_idle), a "
+        "participant joined or left, a session failed.",
     ),
 }
 

@@ -91,6 +91,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_quality(args.out)
         return 0
+    if args.asr_window:
+        from workers.bench.asr_window import run as run_asr_window
+
+        run_asr_window(args.out)
+        return 0
     if args.lipsync:
         from workers.bench.lipsync_quality import run
 
@@ -149,7 +154,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     logging.getLogger("workers.live").setLevel(logging.INFO)  # joins, leaves, each segment on time or late
     metrics = Metrics(CollectorRegistry())
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -163,8 +168,15 @@ def cmd_call(args: argparse.Namespace) -> int:
 
             ensure_kafka(settings)
             dubbing = KafkaDubbing(settings)
-        bot = CallBot(settings, args.room, tuple(args.to), metrics=metrics, dubbing=dubbing)
-        print(f"dubbing room {args.room} into {','.join(args.to)} (delay {settings.livekit.delay_s:g} s, "
+        if args.rooms is not None:
+            from workers.live.agent import RoomAgent
+
+            bot = RoomAgent(settings, tuple(args.to), pattern=args.rooms, metrics=metrics, dubbing=dubbing)
+            where = f"rooms matching {args.rooms!r} as people come"
+        else:
+            bot = CallBot(settings, args.room, tuple(args.to), metrics=metrics, dubbing=dubbing)
+            where = f"room {args.room}"
+        print(f"dubbing {where} into {','.join(args.to)} (delay {settings.livekit.delay_s:g} s, "
               f"{args.transport}); Ctrl-C leaves", flush=True)
         await bot.run(stop)
 
@@ -238,17 +250,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "the end of speech, cold and warm: client_latency.json")
     b.add_argument("--sessions", type=_counts, default=[1, 2, 3, 4], help="--soak: the levels of N, e.g. 1,2,3")
     b.add_argument("--minutes", type=float, default=5.0, help="--soak: minutes each level runs")
+    b.add_argument("--asr-window", action="store_true",
+                   help="instead: Whisper's encoder window (30, 10, 6 s) against ms per segment and chrF, per "
+                        "language: asr_window.json")
     b.add_argument("--quality", action="store_true",
                    help="instead: per target language, round-trip chrF of a dub from English (MT, TTS, then "
                         "Whisper back) against reference translations: quality.json")
     b.set_defaults(fn=cmd_bench)
 
     c = sub.add_parser("call", help="join a LiveKit meeting room and dub every participant live")
-    c.add_argument("--room", required=True, help="the room to join")
+    which = c.add_mutually_exclusive_group(required=True)
+    which.add_argument("--room", help="the room to join")
+    which.add_argument("--rooms", metavar="PATTERN",
+                       help="the worker form: join every room whose name matches PATTERN (a glob, '*' for all) once "
+                            "someone is in it, and leave it when it empties")
     c.add_argument("--to", type=_langs, required=True, help="target language(s), e.g. es or es,fr")
     c.add_argument("--delay", type=float, default=None,
                    help="playout delay D in seconds (default: LIVEDUB_LIVEKIT__DELAY_S); rises when segments are late")
     c.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: none)")
+    c.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics listens on (0.0.0.0 in a pod)")
     c.add_argument("--transport", choices=("embedded", "kafka"), default="embedded",
                    help="kafka: publish the participants' media to the workers' topics and play the dubbed topics")
     c.set_defaults(fn=cmd_call)

@@ -53,6 +53,18 @@ class SegmentSettings(_Frozen):
         return v
 
 
+class LiveSegmentSettings(SegmentSettings):
+    """The segmentation of live calls: a listener waits for a segment's whole length, its closing pause
+    and its processing, so segments are shorter and close at shorter pauses (measured in
+    docs/bench/live.json; a file's defaults favour whole sentences)."""
+
+    min_segment_s: float = Field(0.6, ge=0.0, description="a pause does not close a segment shorter than this")
+    max_segment_s: float = Field(3.0, gt=1.0, description="hard cap; cut at the lowest-energy point near it")
+    pause_long_s: float = Field(0.4, gt=0.0, description="pause needed to close a segment that just started")
+    pause_short_s: float = Field(0.15, gt=0.0, description="pause that closes a segment near max_segment_s")
+    search_window_s: float = Field(1.0, gt=0.0, description="window before max_segment_s searched for the cut")
+
+
 class AsrSettings(_Frozen):
     backend: str = "faster-whisper"
     model: str = Field("base", description="'base' (packaged), 'tiny.en' (packaged) or a hub id / local dir")
@@ -67,6 +79,10 @@ class AsrSettings(_Frozen):
         description="decoding temperatures; values after the first are a sampled fallback for low-confidence "
                     "segments (more robust, but slower and not reproducible)")
     cpu_threads: int = Field(0, ge=0, description="0 = one per core (at most 4)")
+    window_s: float = Field(30.0, ge=2.0, le=30.0,
+                            description="faster-whisper's encoder window for a segment shorter than it by 1 s: "
+                                        "Whisper's own 30 s, or less, which costs less (the encoder pays for "
+                                        "the whole window); a result that loops is decoded again in 30 s")
 
 
 class TranslateSettings(_Frozen):
@@ -171,6 +187,21 @@ class LiveKitSettings(_Frozen):
         description="how much longer audio takes than video from a sender to a LiveKit SDK client's streams (their "
                     "jitter buffers, which adapt under load; 0.03 s centred the offsets measured on loopback): the bot "
                     "takes it off the audio it hears and holds its video back by it")
+    segment: LiveSegmentSettings = Field(
+        LiveSegmentSettings(),
+        description="the segmentation of calls (LIVEDUB_LIVEKIT__SEGMENT__*), in place of LIVEDUB_SEGMENT__*: "
+                    "D must cover a segment's length, its closing pause and its processing, so live segments are "
+                    "shorter and close at shorter pauses than a file's")
+    asr_window_s: float = Field(10.0, ge=2.0, le=30.0,
+                                description="Whisper's encoder window in calls (LIVEDUB_ASR__WINDOW_S for a call's "
+                                            "segments): 10 s decodes a 2 s segment ~3x faster than 30 s at the same "
+                                            "chrF here (README, Live calls)")
+    poll_s: float = Field(2.0, gt=0.0, description="`livedub call --rooms`: how often the server's rooms are listed "
+                                                   "to find ones to join")
+    idle_s: float = Field(30.0, ge=0.0, description="`livedub call --rooms`: a room with nobody to dub for this long "
+                                                   "is left (so that the server can close it)")
+    max_rooms: int = Field(8, ge=1, description="`livedub call --rooms`: rooms one bot process dubs at most (its CPU "
+                                                "or GPU bounds it; more replicas take the rest)")
 
 
 class TopicSettings(_Frozen):

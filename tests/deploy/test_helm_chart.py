@@ -67,6 +67,31 @@ def env_of(dep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container(dep)["env"]}
 
 
+LIVEKIT = {"url": "ws://livekit.livekit.svc:7880", "existingSecret": "livekit-api"}
+
+
+def bot_values(**overrides: Any) -> str:
+    """Values file enabling the call bot (with the two required LiveKit values) plus `overrides`
+    (`livekit` is merged into the required ones)."""
+    bot: dict[str, Any] = {"enabled": True, **overrides, "livekit": {**LIVEKIT, **overrides.get("livekit", {})}}
+    return values_file({"bot": bot})
+
+
+def the_bot(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (dep,) = [d for d in docs if d["kind"] == "Deployment" and stage_of(d) == "bot"]
+    return dep
+
+
+def bot_container(dep: dict[str, Any]) -> dict[str, Any]:
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert c["name"] == "bot"
+    return c
+
+
+def bot_env(dep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in bot_container(dep)["env"]}
+
+
 # --- lint and render --------------------------------------------------------------
 
 
@@ -530,20 +555,26 @@ data:
 """
 
 
-def test_notes_render(tmp_path: Path) -> None:
-    # helm renders NOTES.txt only on install (which needs a cluster): render a copy of
-    # the chart in which the notes are a ConfigMap.
+def render_notes(tmp_path: Path, *values: str) -> str:
+    """NOTES.txt rendered for the GPU example plus `values` files. helm renders the notes only on
+    install (which needs a cluster): render a copy of the chart in which they are a ConfigMap."""
     yaml = module("yaml")
     chart = tmp_path / "livedub"
     shutil.copytree(CHART, chart)
     (chart / "notes-preview.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
     (chart / "templates" / "zz-notes-preview.yaml").write_text(NOTES_WRAPPER)
     cmd = [helm(), "template", "livedub", str(chart), "-n", "livedub", "-f", str(GPU_EXAMPLE)]
+    cmd += [a for v in values for a in ("-f", v)]
     cmd += [a for v in API_VERSIONS for a in ("--api-versions", v)] + ["--kube-version", KUBE_VERSIONS[-1]]
     proc = run(cmd)
     assert proc.returncode == 0, proc.stderr
     (cm,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["metadata"]["name"] == "notes-preview"]
-    notes = cm["data"]["notes"]
+    return str(cm["data"]["notes"])
+
+
+def test_notes_render(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path)
+    assert "Call bot" not in notes
     assert "livedub-asr  device=cuda  input=livedub.segments  group=livedub-asr" in notes
     assert "autoscaled 1..6 by KEDA (consumer lag)" in notes
     assert "kubectl -n livedub get scaledobjects" in notes
@@ -577,6 +608,10 @@ BAD_VALUES = [
     ("bad digest", ("images.cpu.digest=latest",), "digest"),
     ("empty image repository", ("images.cuda.repository=",), "/images/cuda/repository"),
     ("init container without command", ("models.initContainer.enabled=true",), "command"),
+    ("bot on a bad device", ("bot.device=tpu",), "/bot/device"),
+    ("bot gpuCount on cpu", ("bot.device=cpu", "bot.gpuCount=1"), "/bot/gpuCount"),
+    ("bot delay not positive", ("bot.delayS=0",), "/bot/delayS"),
+    ("typo in a bot key", ("bot.livekit.apiSecret=x",), "apiSecret"),
 ]
 
 # (what, values-file factory, --set values, expected message fragment)
@@ -637,6 +672,37 @@ TEMPLATE_FAILURES = [
     ),
     ("preStop longer than grace", None, ("shutdown.preStopSleepSeconds=60",), "must be smaller than"),
     ("pvc without claim", None, ("models.source=pvc",), "models.pvc.existingClaim"),
+    (
+        "bot without LiveKit URL",
+        lambda: bot_values(livekit={"url": ""}),
+        (),
+        "bot.enabled=true needs bot.livekit.url",
+    ),
+    (
+        "bot without LiveKit secret",
+        lambda: bot_values(livekit={"existingSecret": ""}),
+        (),
+        "bot.enabled=true needs bot.livekit.existingSecret",
+    ),
+    (
+        "bot with unknown transport",
+        lambda: bot_values(transport="grpc"),
+        (),
+        'bot.transport must be embedded or kafka, not "grpc"',
+    ),
+    ("bot with no language", lambda: bot_values(to=[]), (), "bot.to must list at least one target language"),
+    (
+        "bot on kafka with a principal per stage",
+        lambda: bot_values(transport="kafka"),
+        ("kafka.securityProtocol=SASL_SSL", "kafka.sasl.existingSecret=s", "kafka.sasl.principalPerStage=true"),
+        "bot.transport=kafka with kafka.sasl.principalPerStage=true",
+    ),
+    (
+        "bot with a plain secret in extraEnv",
+        lambda: bot_values(extraEnv=[{"name": "LIVEKIT_API_SECRET", "value": "x"}]),
+        (),
+        "bot.extraEnv LIVEKIT_API_SECRET looks like a secret",
+    ),
 ]
 
 
@@ -700,3 +766,219 @@ def test_principal_per_stage_uses_exactly_the_principals_livedub_acls_creates() 
         refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
         assert refs["password"]["key"] == f"{principal(topics.prefix, stage_of(ta))}.password"
         assert "username" not in refs
+
+
+# --- the live-call bot (bot.enabled) -------------------------------------------------------
+
+KAFKA_ENV = re.compile(r"^LIVEDUB_(KAFKA|SCHEMA_REGISTRY|TOPICS)__")
+
+
+@pytest.mark.parametrize("values", [None, *EXAMPLES], ids=lambda p: p.stem if p else "defaults")
+def test_no_bot_by_default(values: Path | None) -> None:
+    docs = render(values=(str(values),), sets=()) if values else render()
+    assert not [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bot"]
+    assert '"call"' not in json.dumps(docs)
+
+
+def test_bot_deployment_runs_livedub_call_with_livekit_secrets() -> None:
+    docs = render(values=(bot_values(rooms="dub-*", to=["es", "fr"], delayS=6.5),))
+    dep = the_bot(docs)
+    assert dep["metadata"]["name"] == "livedub-bot"
+    assert dep["spec"]["replicas"] == 1
+    # Surge, never Recreate: the bot resolves two replicas in one room itself.
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    c = bot_container(dep)
+    assert c["args"] == ["livedub", "call", "--rooms", "dub-*", "--to", "es,fr", "--transport", "embedded",
+                         "--metrics-port", "9464", "--metrics-host", "0.0.0.0"]
+    assert "command" not in c  # tini stays PID 1 and forwards SIGTERM (the bot leaves its rooms)
+    assert c["image"] == "livedub/livedub:0.1.0-cpu"
+    env = bot_env(dep)
+    assert env["LIVEDUB_LIVEKIT__URL"]["value"] == "ws://livekit.livekit.svc:7880"
+    assert env["LIVEDUB_LIVEKIT__API_KEY"] == {
+        "name": "LIVEDUB_LIVEKIT__API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "livekit-api", "key": "api-key"}},
+    }
+    assert env["LIVEDUB_LIVEKIT__API_SECRET"] == {
+        "name": "LIVEDUB_LIVEKIT__API_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "livekit-api", "key": "api-secret"}},
+    }
+    assert env["LIVEDUB_LIVEKIT__DELAY_S"]["value"] == "6.5"
+    assert env["LIVEDUB_DEVICE"]["value"] == "cpu"
+    assert env["LIVEDUB_CACHE_DIR"]["value"] == "/models"
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["models"] == "/models"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["tcpSocket"] == {"port": "http-metrics"}, probe  # no /livez on a plain exporter
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "livedub"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "nvidia.com/gpu" not in json.dumps(dep)
+
+
+def test_bot_secret_keys_delay_and_extra_env_are_values() -> None:
+    docs = render(
+        values=(
+            bot_values(
+                livekit={"existingSecret": "lk", "apiKeyKey": "key", "apiSecretKey": "secret"},
+                replicas=2,
+                extraEnv=[{"name": "LIVEDUB_LIVEKIT__IDLE_S", "value": "60"}],
+            ),
+        ),
+        sets=(*REQUIRED_SET, "podLabels.team=media"),
+    )
+    dep = the_bot(docs)
+    env = bot_env(dep)
+    assert env["LIVEDUB_LIVEKIT__API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "lk", "key": "key"}
+    assert env["LIVEDUB_LIVEKIT__API_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "lk", "key": "secret"}
+    assert "LIVEDUB_LIVEKIT__DELAY_S" not in env  # the application default
+    assert env["LIVEDUB_LIVEKIT__IDLE_S"]["value"] == "60"
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["metadata"]["labels"]["team"] == "media"
+
+
+def test_bot_cuda_gets_the_gpu_pool_and_a_gpu() -> None:
+    docs = render(values=(str(GPU_EXAMPLE), bot_values(device="cuda")), sets=())
+    dep = the_bot(docs)
+    pod = dep["spec"]["template"]["spec"]
+    c = bot_container(dep)
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["runtimeClassName"] == "nvidia"
+    assert c["image"] == "registry.example.com/livedub/livedub:0.1.0-cuda"
+    assert bot_env(dep)["LIVEDUB_DEVICE"]["value"] == "cuda"
+    assert dep["metadata"]["labels"]["livedub.io/device"] == "cuda"
+
+
+def test_bot_cpu_stays_on_the_cpu_pool_unless_overridden() -> None:
+    pod = the_bot(render(values=(str(GPU_EXAMPLE), bot_values()), sets=()))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert "tolerations" not in pod and "runtimeClassName" not in pod
+    assert "nvidia.com/gpu" not in json.dumps(pod)
+    pod = the_bot(
+        render(values=(str(GPU_EXAMPLE), bot_values(nodeSelector={"pool": "calls"}, tolerations=[])), sets=())
+    )["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "calls"}
+
+
+def test_bot_gets_the_stages_kafka_env_only_with_transport_kafka() -> None:
+    docs = render(values=(str(GPU_EXAMPLE), bot_values(transport="kafka")), sets=())
+    dep = the_bot(docs)
+    assert "--transport" in (args := bot_container(dep)["args"]) and args[args.index("--transport") + 1] == "kafka"
+    env = bot_env(dep)
+    # The same helper as the stages': same names, values and secret references.
+    stage_env = {k: v for k, v in env_of(workers(docs)["segment"]).items() if KAFKA_ENV.match(k)}
+    assert stage_env and {k: v for k, v in env.items() if KAFKA_ENV.match(k)} == stage_env
+    assert env["LIVEDUB_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "livedub", "key": "password"}
+    vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert vols["kafka-ca"]["secret"]["secretName"] == "livedub-kafka-cluster-ca-cert"
+    assert "kafka-ca" in {m["name"] for m in bot_container(dep)["volumeMounts"]}
+
+    dep = the_bot(render(values=(str(GPU_EXAMPLE), bot_values()), sets=()))
+    assert not [k for k in bot_env(dep) if KAFKA_ENV.match(k)]
+    assert "kafka-ca" not in {v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_bot_fetches_models_only_when_it_runs_them() -> None:
+    pod = the_bot(render(values=(str(CPU_EXAMPLE), bot_values()), sets=()))["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert {"name": "STAGE", "value": "bot"} in init["env"]
+    pod = the_bot(render(values=(str(CPU_EXAMPLE), bot_values(transport="kafka")), sets=()))["spec"]["template"]["spec"]
+    assert "initContainers" not in pod  # the stages run the models
+
+
+@pytest.mark.parametrize("port", [9464, 9500])
+def test_bot_metrics_port_is_scraped_like_a_stage(port: int) -> None:
+    docs = render(values=(str(GPU_EXAMPLE), bot_values(metricsPort=port)), sets=())
+    dep = the_bot(docs)
+    c = bot_container(dep)
+    assert {"containerPort": port, "name": "http-metrics", "protocol": "TCP"} in c["ports"]
+    assert c["args"][c["args"].index("--metrics-port") + 1] == str(port)
+    assert c["args"][c["args"].index("--metrics-host") + 1] == "0.0.0.0"
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    svc = by_kind(docs, "Service")["livedub-bot"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert svc["spec"]["ports"] == [{"name": "http-metrics", "port": port, "targetPort": "http-metrics",
+                                     "protocol": "TCP"}]
+    sm = by_kind(docs, "ServiceMonitor")["livedub-bot"]
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    assert sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "bot"
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
+    assert {"action": "replace", "targetLabel": "job", "replacement": "livedub-bot"} in ep["relabelings"]
+    # The stages' ServiceMonitors do not select the bot's Service (and vice versa).
+    for name, other in by_kind(docs, "ServiceMonitor").items():
+        if name != "livedub-bot":
+            assert not other["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+
+
+def test_bot_network_policy_reaches_livekit() -> None:
+    docs = render(values=(str(GPU_EXAMPLE), bot_values()), sets=())
+    pod_labels = the_bot(docs)["spec"]["template"]["metadata"]["labels"]
+    nps = by_kind(docs, "NetworkPolicy")
+    # The workers' policy covers the bot too (metrics ingress, DNS/Kafka egress) ...
+    assert nps["livedub"]["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    # ... and the bot's own adds the LiveKit server, for the bot only.
+    spec = nps["livedub-bot"]["spec"]
+    assert spec["podSelector"]["matchLabels"] == {**spec["podSelector"]["matchLabels"],
+                                                  "app.kubernetes.io/component": "bot"}
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert spec["policyTypes"] == ["Egress"]
+    (rule,) = spec["egress"]
+    assert rule["ports"] == [
+        {"port": 7880, "protocol": "TCP"},
+        {"port": 7881, "protocol": "TCP"},
+        {"port": 50000, "endPort": 60000, "protocol": "UDP"},
+    ]
+    docs = render(values=(str(GPU_EXAMPLE), bot_values()), sets=("networkPolicy.egress.allowAll=true",))
+    assert set(by_kind(docs, "NetworkPolicy")) == {"livedub"}
+    ports = values_file({"networkPolicy": {"egress": {"livekitPorts": [{"port": 443, "protocol": "TCP"}]}}})
+    docs = render(values=(str(GPU_EXAMPLE), bot_values(), ports), sets=())
+    assert by_kind(docs, "NetworkPolicy")["livedub-bot"]["spec"]["egress"][0]["ports"] == [
+        {"port": 443, "protocol": "TCP"}]
+
+
+BOT_PROFILES = [
+    (GPU_EXAMPLE, {"transport": "kafka", "device": "cuda", "delayS": 8}),
+    (CPU_EXAMPLE, {"to": ["es", "fr"]}),
+]
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize(("values", "bot"), BOT_PROFILES, ids=["gpu-kafka-cuda", "cpu-embedded"])
+def test_bot_manifests_valid_against_kubernetes_schemas(values: Path, bot: dict[str, Any], kube_version: str) -> None:
+    kv = module("kubernetes_validate")
+    jsonschema = module("jsonschema")
+    docs = render(values=(str(values), bot_values(**bot)), sets=(), kube_version=kube_version)
+    checked = set()
+    for doc in docs:
+        if doc["metadata"]["name"] != "livedub-bot":
+            continue
+        checked.add(doc["kind"])
+        crd = CRD_KINDS.get((doc["apiVersion"], doc["kind"]))
+        if crd:
+            schema = json.loads((CRD_SCHEMAS / crd).read_text())
+            assert not [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+            continue
+        try:
+            kv.validate(doc, kube_version, strict=True)
+        except kv.ValidationError as e:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {kube_version}: {e.message}")
+    assert checked == {"Deployment", "Service", "ServiceMonitor", "NetworkPolicy"}
+
+
+@pytest.mark.parametrize(("values", "bot"), BOT_PROFILES, ids=["gpu-kafka-cuda", "cpu-embedded"])
+def test_helm_lint_strict_with_the_bot(values: Path, bot: dict[str, Any]) -> None:
+    proc = run([helm(), "lint", str(CHART), "--strict", "-f", str(values), "-f", bot_values(**bot),
+                "--kube-version", KUBE_VERSIONS[-1]])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_notes_name_the_bot(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path, bot_values(rooms="dub-*", to=["es", "fr"]))
+    assert ('Call bot: livedub-bot (replicas=1, device=cpu, transport=embedded) joins every room matching '
+            '"dub-*" on ws://livekit.livekit.svc:7880 and dubs it into es,fr') in notes
+    assert 'job="livedub-bot"' in notes
+

@@ -13,7 +13,7 @@ from streams.app import group_id
 from workers.settings import env_names, unknown_env
 from workers.topology import DEFAULT
 
-from .conftest import CHART, EXAMPLES, REQUIRED_SET, by_kind, render
+from .conftest import CHART, EXAMPLES, REQUIRED_SET, by_kind, render, values_file
 from .test_dockerfiles import DOCKERFILES, instructions
 
 KNOWN = env_names()
@@ -44,16 +44,32 @@ def _livedub_env(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     return seen
 
 
-def _all_features(values: Path) -> list[dict[str, Any]]:
-    """The example profile with the topics job switched on too (the examples set the rest: init
-    containers, per-stage env, TLS and SASL)."""
-    return render(values=(str(values),), sets=(*REQUIRED_SET, "topics.create.enabled=true"))
+def _bot(transport: str) -> str:
+    """Values file: the call bot with everything that adds env (the LiveKit secret, a delay, the stages'
+    Kafka env with transport kafka, and an extraEnv setting of the kind its values document)."""
+    return values_file({"bot": {
+        "enabled": True, "transport": transport, "delayS": 8,
+        "livekit": {"url": "ws://livekit:7880", "existingSecret": "livekit-api"},
+        "extraEnv": [{"name": "LIVEDUB_LIVEKIT__IDLE_S", "value": "60"}],
+    }})
 
 
+def _all_features(values: Path, bot_transport: str) -> list[dict[str, Any]]:
+    """The example profile with the topics job and the call bot switched on too (the examples set
+    the rest: init containers, per-stage env, TLS and SASL)."""
+    return render(values=(str(values), _bot(bot_transport)), sets=(*REQUIRED_SET, "topics.create.enabled=true"))
+
+
+@pytest.mark.parametrize("bot_transport", ["embedded", "kafka"])
 @pytest.mark.parametrize("values", EXAMPLES, ids=lambda p: p.stem)
-def test_every_livedub_variable_in_the_chart_names_a_setting(values: Path) -> None:
-    seen = _livedub_env(_all_features(values))
+def test_every_livedub_variable_in_the_chart_names_a_setting(values: Path, bot_transport: str) -> None:
+    seen = _livedub_env(_all_features(values, bot_transport))
     assert "LIVEDUB_CACHE_DIR" in seen and "LIVEDUB_KAFKA__BOOTSTRAP_SERVERS" in seen
+    bot = "Deployment/livedub-bot/bot"
+    for name in ("LIVEDUB_LIVEKIT__URL", "LIVEDUB_LIVEKIT__API_SECRET", "LIVEDUB_LIVEKIT__DELAY_S",
+                 "LIVEDUB_LIVEKIT__IDLE_S", "LIVEDUB_DEVICE"):
+        assert bot in seen[name], name
+    assert (bot in seen["LIVEDUB_KAFKA__BOOTSTRAP_SERVERS"]) == (bot_transport == "kafka")
     bad = unknown_env(dict.fromkeys(seen, "x"))
     assert not bad, {b: sorted(seen[b.split()[0]]) for b in bad}
 

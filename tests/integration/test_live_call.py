@@ -28,12 +28,13 @@ import soxr
 
 from streams.topics import delete_topics
 from tests.integration.stage_workers import Workers
+from tests.support.barcode import FPS, read, speaker_media
 from tests.support.clips import sample_clip
 from tests.support.judge import listen, p_english
 from workers.bench.live import bursts
 from workers.bench.quality import _chrf
 from workers.live.bot import track_name
-from workers.live.clients import Media, Recording, publish, record
+from workers.live.clients import Recording, publish, record
 from workers.live.tokens import room_token
 from workers.media.sample import DEFAULT_TEXT, sentences
 from workers.settings import LiveKitSettings
@@ -41,25 +42,7 @@ from workers.translate.apertium import Apertium
 
 pytestmark = [pytest.mark.live, pytest.mark.kafka, pytest.mark.slow]
 RATE = 48000
-FPS = 25
 DELAY_S = 10.0  # segments of the sample were ready 4.3-5.3 s after their start here; room for a loaded CI
-LEAD_S = 2.0  # silence and a still picture before the clip, and after it
-BITS, CELL = 10, 16  # frame index barcode: 10 cells of 16x16 px along the top edge
-
-
-def _paint(img: np.ndarray, index: int) -> np.ndarray:
-    img = img.copy()
-    for b in range(BITS):
-        img[:CELL, b * CELL:(b + 1) * CELL] = 255 if index >> b & 1 else 0
-    return img
-
-
-def _read(img: np.ndarray, width: int = 384) -> int:
-    """The barcode of a frame that may have come scaled (WebRTC lowers resolution under load)."""
-    c = CELL * img.shape[1] / width
-    m = max(1, round(c / 4))  # read each cell's middle only: the encoder blurs the edges
-    return sum(1 << b for b in range(BITS)
-               if float(img[m:round(c) - m, round(b * c) + m:round((b + 1) * c) - m].mean()) > 127)
 
 
 @dataclass
@@ -69,16 +52,7 @@ class Call:
 
     def frames(self) -> list[tuple[float, int, np.ndarray]]:
         """(arrival, index, BGR) of every received frame."""
-        return [(t, _read(img), img) for t, img in self.rec.frames]
-
-
-def _speaker_media(clip: Path) -> Media:
-    """The clip with LEAD_S of silence and still picture before and after, each frame's index in its barcode."""
-    media = Media.from_file(clip, FPS)
-    lead = np.zeros(round(LEAD_S * RATE), np.float32)
-    n_lead = round(LEAD_S * FPS)
-    frames = [media.frames[0]] * n_lead + media.frames + [media.frames[-1]] * n_lead
-    return Media(np.concatenate([lead, media.audio, lead]), [_paint(f, n) for n, f in enumerate(frames)], FPS)
+        return [(t, read(img), img) for t, img in self.rec.frames]
 
 
 async def _call(lk, clip: Path, room: str) -> Call:
@@ -100,7 +74,7 @@ async def _call(lk, clip: Path, room: str) -> Call:
     await asyncio.wait_for(bot_ready.wait(), 240)  # the bot loads and warms its models first
     await speaker.connect(lk.url, room_token(creds, "speaker", room))
     call = Call(rec)
-    await publish(speaker, _speaker_media(clip), on_frame=call.sent.__setitem__)
+    await publish(speaker, speaker_media(clip), on_frame=call.sent.__setitem__)
     await asyncio.sleep(DELAY_S + 2.0)  # the dub of the last words plays out
     await speaker.disconnect()
     await asyncio.sleep(0.5)

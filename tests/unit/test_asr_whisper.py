@@ -101,3 +101,39 @@ def test_tiny_en_is_english_only(tmp_path, fox_audio):
     assert res.language == "en" and {"fox", "dog"} <= words(res.text), res.text
     with pytest.raises(UnsupportedLanguageError, match="English-only"):
         asr.transcribe(fox_audio, "es")
+
+
+@pytest.fixture(scope="module")
+def short_window(settings):
+    """Whisper with a 10 s encoder window (what calls use) instead of 30 s."""
+    backend = FasterWhisper(settings.model_copy(update={"asr": settings.asr.model_copy(update={"window_s": 10.0})}))
+    backend.load()
+    yield backend
+    backend.close()
+
+
+def test_a_short_window_hears_what_the_full_window_hears(short_window, fox_audio):
+    res = short_window.transcribe(fox_audio, None)
+    assert res.language == "en" and res.language_detected and res.language_probability > 0.5
+    assert len({"quick", "brown", "fox", "lazy", "dog"} & words(res.text)) >= 4, res.text
+    assert 0.2 < res.confidence <= 1.0
+    given = short_window.transcribe(fox_audio, "en")
+    assert not given.language_detected and given.language_probability == 1.0 and "fox" in words(given.text)
+    spanish = short_window.transcribe(speak(SPANISH, RATE, voice="es"), None)
+    assert spanish.language == "es", spanish
+    assert len({"madrid", "familia", "juan"} & words(spanish.text)) >= 2, spanish.text
+
+
+def test_a_short_window_result_longer_than_speech_can_hold_is_decoded_in_the_full_window(short_window, fox_audio,
+                                                                                         monkeypatch, caplog):
+    import logging
+
+    import workers.asr.faster_whisper as fw
+
+    res = short_window.transcribe(fox_audio, "en")
+    assert "full window" not in caplog.text
+    monkeypatch.setattr(fw, "MAX_TOKENS_PER_S", 0)  # 8 tokens at most: the sentence (10) looks like a loop
+    with caplog.at_level(logging.DEBUG, logger=fw.__name__):
+        again = short_window.transcribe(fox_audio, "en")
+    assert "decoding in the full window" in caplog.text
+    assert {"lazy", "dog"} <= words(again.text) and words(again.text) == words(res.text), (again.text, res.text)

@@ -86,6 +86,35 @@ async def _call(env: dict[str, str], media, room: str, delay_s: float) -> tuple[
     return rec, t0
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stage_means(url: str) -> dict[str, float]:
+    """Mean service time per stage (s per call) from the bot's /metrics: where a segment's time goes."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, list[float]] = {}
+    for fam in text_string_to_metric_families(requests.get(url, timeout=5).text):
+        if fam.name == "livedub_stage_seconds":
+            for smp in fam.samples:
+                if smp.name.endswith(("_sum", "_count")):
+                    sums.setdefault(smp.labels["stage"], [0.0, 0.0])[smp.name.endswith("_count")] += smp.value
+    return {k: round(v[0] / v[1], 3) for k, v in sums.items() if v[1]}
+
+
+def _segmentation() -> dict[str, float]:
+    from workers.settings import load_settings
+
+    return load_settings().livekit.segment.model_dump(include={"min_segment_s", "max_segment_s", "pause_long_s",
+                                                               "pause_short_s", "search_window_s"})
+
+
 def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
     from workers.live.clients import RATE, Media
     from workers.media.sample import make_sample
@@ -97,11 +126,14 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
     env = {**os.environ, **local_server_env()}
     log = out / "live-bot.log"
     room = f"bench-{int(time.time())}"
+    port = _free_port()
     with open(log, "w") as f:
         bot = subprocess.Popen([sys.executable, "-m", "streams.cli", "call", "--room", room, "--to", "es",
-                                "--delay", str(delay_s)], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+                                "--delay", str(delay_s), "--metrics-port", str(port)],
+                               cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
     try:
         rec, t0 = asyncio.run(_call(env, media, room, 12.0))
+        stages = _stage_means(f"http://127.0.0.1:{port}/metrics")
     finally:
         bot.terminate()
         bot.wait(30)
@@ -128,6 +160,8 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
         "mouth_to_ear_p50_s": float(np.percentile(m2e, 50)) if m2e else None,
         "mouth_to_ear_p95_s": float(np.percentile(m2e, 95)) if m2e else None,
         "mouth_to_ear_s": [round(x, 3) for x in m2e],
+        "stage_mean_s": stages,
+        "segmentation": _segmentation(),
         "note": "2 cores shared by the LiveKit server, the bot and both clients; offline CPU models",
     }
     (out / "live.json").write_text(json.dumps(result, indent=2) + "\n")

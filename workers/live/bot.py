@@ -30,7 +30,6 @@ from workers.live.dubbing import Dubbing, DubbingSession, EmbeddedDubbing
 from workers.live.feeds import PlayoutSink
 from workers.live.playout import RATE, STEP, Playout
 from workers.live.tokens import room_token
-from workers.pipeline import Pipeline
 from workers.records import SessionControl, VideoFrame, now
 from workers.settings import Settings
 
@@ -70,7 +69,9 @@ class CallBot:
     """Dubs every participant of one room into `targets`, until `stop` is set."""
 
     def __init__(self, settings: Settings, room: str, targets: tuple[str, ...], *,
-                 dubbing: Dubbing | None = None, metrics: Metrics | None = None) -> None:
+                 dubbing: Dubbing | None = None, metrics: Metrics | None = None, idle_s: float | None = None) -> None:
+        """`idle_s`: leave for good once the room has had nobody to dub for this long (None: stay until
+        `stop`); the room agent (workers/live/agent.py) sets it so that an empty room can close."""
         if not targets:
             raise ConfigError("no target language given (e.g. --to es)")
         room_token(settings.livekit, settings.livekit.identity, room)  # no key or secret: say so before loading models
@@ -78,34 +79,46 @@ class CallBot:
         self.room_name = room
         self.targets = targets
         self.metrics = metrics
-        self.dubbing = dubbing or EmbeddedDubbing(settings, Pipeline.build(settings, metrics))
+        self.dubbing = dubbing or EmbeddedDubbing.for_calls(settings, metrics)
+        self.idle_s = idle_s
         self.people: dict[str, Participant] = {}
+        self.replaced = False  # another LiveDub joined this room with our identity: it dubs the room now
         self._room = None
 
     # -- the room ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Join, dub, and rejoin after losing the room, until `stop`."""
+        """Load the models, then join, dub, and rejoin after losing the room, until `stop`."""
         await asyncio.get_running_loop().run_in_executor(None, self.dubbing.load)
         try:
-            await self._stay(stop)
+            await self.stay(stop)
         finally:
             self.dubbing.close()
 
-    async def _stay(self, stop: asyncio.Event) -> None:
+    async def stay(self, stop: asyncio.Event) -> None:
+        """Join, dub, and rejoin after losing the room, until `stop`, being replaced, or (with
+        `idle_s`) the room staying empty; the dubbing must be loaded."""
         backoff = 0.5
-        while not stop.is_set():
-            lost = asyncio.Event()
+        while not stop.is_set() and not self.replaced:
+            lost, joined = asyncio.Event(), False
             try:
                 await self._join(lost)
                 backoff = 0.5
+                joined = True
+                self._gauge("live_rooms", 1)
                 self._event("joined")
-                await _first(stop.wait(), lost.wait())
+                waits = [stop.wait(), lost.wait()] + ([self._idle()] if self.idle_s is not None else [])
+                if await _first(*waits) == 2:
+                    log.info("room %s: nobody to dub for %g s; leaving", self.room_name, self.idle_s)
+                    self._event("left_idle")
+                    return
             except Exception as e:  # the server is down or refused: try again
                 log.warning("room %s: %s: %s; joining again in %.1f s", self.room_name, type(e).__name__, e, backoff)
                 self._event("join_failed")
             finally:
                 await self._leave()
-            if not stop.is_set():
+                if joined:
+                    self._gauge("live_rooms", -1)
+            if not stop.is_set() and not self.replaced:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -160,13 +173,32 @@ class CallBot:
 
         @room.on("disconnected")
         def _disconnected(reason: object) -> None:
-            log.warning("room %s: disconnected (%s)", self.room_name, reason)
-            self._event("disconnected")
+            if reason == rtc.DisconnectReason.DUPLICATE_IDENTITY:  # another LiveDub took the room: no tug of war
+                log.info("room %s: another LiveDub joined as %s; it dubs this room now", self.room_name, lk.identity)
+                self.replaced = True
+                self._event("replaced")
+            else:
+                log.warning("room %s: disconnected (%s)", self.room_name, reason)
+                self._event("disconnected")
             lost.set()
 
         loop = asyncio.get_running_loop()
         await room.connect(lk.url, room_token(lk, lk.identity, self.room_name, agent=True, name="LiveDub"))
         log.info("joined room %s as %s, dubbing into %s", self.room_name, lk.identity, ",".join(self.targets))
+
+    async def _idle(self) -> None:
+        """Return once the room has had no one to dub (no remote person, agents aside) for `idle_s`."""
+        from livekit import rtc
+
+        since = time.monotonic()
+        while True:
+            await asyncio.sleep(0.5)
+            room = self._room
+            if room is not None and any(p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+                                        for p in room.remote_participants.values()):
+                since = time.monotonic()
+            elif time.monotonic() - since >= self.idle_s:
+                return
 
     async def _leave(self) -> None:
         """Room lost or bot stopping: every session ends now (nothing can be played to a lost room)."""
@@ -176,7 +208,9 @@ class CallBot:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.people.clear()
+        for person in list(self.people.values()):  # playouts cancelled before they ran: no unpublish came
+            self._gauge("live_tracks", -len(person.published))
+            self._drop(person)
         if self._room is not None:
             with contextlib.suppress(Exception):
                 await self._room.disconnect()
@@ -193,7 +227,9 @@ class CallBot:
         session = self.dubbing.open(SessionControl(sid, "start", self.targets),
                                     {lang: PlayoutSink(playout, lang) for lang in self.targets})
         person = Participant(identity, sid, playout, session)
+        self._drop(self.people.get(identity))
         self.people[identity] = person
+        self._gauge("live_participants", 1)
         self._event("participant_joined")
         person.tasks.append(asyncio.ensure_future(self._dub(person)))
         person.tasks.append(asyncio.ensure_future(self._play(person)))
@@ -270,6 +306,7 @@ class CallBot:
             opts.stream = f"{person.identity}:{lang}"  # one stream per language: receivers sync its A/V
             pub = await self._room.local_participant.publish_track(track, opts)
             person.published.append(pub.sid)
+            self._gauge("live_tracks", 1)
             (person.audio_out if kind == "audio" else person.video_out)[lang] = src
 
     async def _play(self, person: Participant) -> None:
@@ -334,11 +371,20 @@ class CallBot:
         for sid in person.published:
             with contextlib.suppress(Exception):
                 await room.local_participant.unpublish_track(sid)
+        self._gauge("live_tracks", -len(person.published))
         person.published.clear()
-        if self.people.get(person.identity) is person:
+        self._drop(person)
+
+    def _drop(self, person: Participant | None) -> None:
+        if person is not None and self.people.get(person.identity) is person:
             del self.people[person.identity]
+            self._gauge("live_participants", -1)
 
     # -- metrics ----------------------------------------------------------------------------
+    def _gauge(self, name: str, change: int) -> None:
+        if self.metrics and change:
+            getattr(self.metrics, name).inc(change)
+
     def _event(self, what: str) -> None:
         if self.metrics:
             self.metrics.live_events.labels(what).inc()
@@ -357,10 +403,12 @@ class CallBot:
                     person.exported[(lang, what)] = n
 
 
-async def _first(*aws: object) -> None:
+async def _first(*aws: object) -> int:
+    """Wait for the first of `aws` to finish; its index (the others are cancelled)."""
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return min(tasks.index(t) for t in done)
     finally:
         for t in tasks:
             t.cancel()

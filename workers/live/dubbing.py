@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from monitoring.metrics import Metrics
 from workers.live.feeds import AudioFeed, FrameFeed
 from workers.pipeline import Pipeline, Sink
 from workers.records import SessionControl, VideoFrame
@@ -64,6 +65,15 @@ class EmbeddedDubbing(Dubbing):
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
+
+    @classmethod
+    def for_calls(cls, settings: Settings, metrics: Metrics | None = None) -> EmbeddedDubbing:
+        """The stages with the calls' segmentation (`LIVEDUB_LIVEKIT__SEGMENT__*`) and Whisper window
+        (`__ASR_WINDOW_S`) in place of a file's."""
+        lk = settings.livekit
+        live = settings.model_copy(update={"segment": lk.segment,
+                                           "asr": settings.asr.model_copy(update={"window_s": lk.asr_window_s})})
+        return cls(live, Pipeline.build(live, metrics))
 
     def load(self) -> None:
         self.pipeline.load()

@@ -302,4 +302,47 @@ so `helm template`/`install` fails with a clear message.
 {{- if and (eq .Values.models.source "pvc") (not .Values.models.pvc.existingClaim) -}}
 {{- fail "models.source=pvc needs models.pvc.existingClaim (a PVC pre-populated with the model weights)" -}}
 {{- end -}}
+{{- include "livedub.validateBot" . -}}
+{{- end -}}
+
+{{/*
+The live-call bot's checks, only when it is enabled (a disabled bot's values are never used,
+so the schema keeps them loose and these checks name the value to set).
+*/}}
+{{- define "livedub.validateBot" -}}
+{{- $bot := .Values.bot -}}
+{{- if $bot.enabled -}}
+{{- if not $bot.livekit.url -}}
+{{- fail "bot.enabled=true needs bot.livekit.url: the LiveKit server's WebSocket URL, e.g. ws://livekit.livekit.svc:7880" -}}
+{{- end -}}
+{{- if not $bot.livekit.existingSecret -}}
+{{- fail (printf "bot.enabled=true needs bot.livekit.existingSecret: an existing Secret with the LiveKit API key under key %q (bot.livekit.apiKeyKey) and the API secret under key %q (bot.livekit.apiSecretKey)" $bot.livekit.apiKeyKey $bot.livekit.apiSecretKey) -}}
+{{- end -}}
+{{- if not (has $bot.transport (list "embedded" "kafka")) -}}
+{{- fail (printf "bot.transport must be embedded or kafka, not %q" (toString $bot.transport)) -}}
+{{- end -}}
+{{- if not $bot.to -}}
+{{- fail "bot.to must list at least one target language, e.g. [es] or [es, fr]" -}}
+{{- end -}}
+{{- if and (eq $bot.transport "kafka") (hasPrefix "SASL_" .Values.kafka.securityProtocol) .Values.kafka.sasl.principalPerStage -}}
+{{- fail "bot.transport=kafka with kafka.sasl.principalPerStage=true: `livedub acls` creates no principal for the call bot (it writes the media topics and reads the dubbed ones); use bot.transport=embedded or a shared SASL user" -}}
+{{- end -}}
+{{- if ge (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.terminationGracePeriodSeconds) -}}
+{{- fail (printf "bot: shutdown.preStopSleepSeconds=%d must be smaller than shutdown.terminationGracePeriodSeconds=%d, or the bot gets no time to leave its rooms" (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- range $e := ($bot.extraEnv | default list) -}}
+{{- if and (regexMatch "(?i)(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY)" $e.name) (hasKey $e "value") -}}
+{{- fail (printf "bot.extraEnv %s looks like a secret: use valueFrom.secretKeyRef to an existing Secret instead of a plain value" $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The bot as a stage-shaped dict (name "bot" plus its values: device, image, gpuCount, placement
+overrides), so the stage helpers (names, labels, image) serve it too:
+{{ $ctx := dict "root" $ "stage" (include "livedub.botStage" $ | fromYaml) }}
+*/}}
+{{- define "livedub.botStage" -}}
+{{- toYaml (merge (dict "name" "bot") (deepCopy .Values.bot)) -}}
 {{- end -}}
