@@ -167,8 +167,8 @@ def test_failing_subprocess_is_a_stage_error_with_stderr(settings):
 
 def test_timeout_is_retryable(mt, monkeypatch):
     monkeypatch.setattr(apertium_module, "TIMEOUT_S", 0.001)
-    with pytest.raises(StageError, match="timed out") as info:
-        mt.translate("Good morning. " * 50, "en", "es")
+    with pytest.raises(StageError, match="timed out") as info:  # the command line (the pipeline's fallback)
+        mt._spawned(mt.mode("en", "es"), "Good morning. " * 50)
     assert info.value.retryable
 
 
@@ -196,3 +196,44 @@ def test_a_missing_pair_is_bridged_through_a_pivot_language(mt) -> None:
     assert "bonjour" in out.lower() or "matin" in out.lower() or "ami" in out.lower(), out
     assert "gato" in mt.translate_via("The black cat sleeps in the house.", "en", "pt")
     assert "gatto" in mt.translate_via("The black cat sleeps in the house.", "en", "it")
+
+
+TRICKY = ["Can everyone hear me clearly now?", "It's 5$ [sic] / <b> {x} @home ^_^", "  two   spaces\nand a line  "]
+
+
+def test_the_running_pipeline_translates_as_the_command_line_does(mt):
+    """Every installed pair, reserved characters of Apertium's stream format included."""
+    for (_src, _tgt), mode in sorted(mt._modes.items()):
+        for text in TRICKY:
+            assert mt._piped(mode, text) == mt._spawned(mode, text), (mode, text)
+
+
+def test_a_pipeline_whose_tool_died_is_replaced_and_the_segment_still_translated(mt, caplog):
+    mt.translate("Good morning.", "en", "es")
+    pipe = mt._pipes["eng-spa"]
+    pipe.procs[len(pipe.procs) // 2].kill()  # a tool in the middle crashes
+    assert mt.translate("Good morning.", "en", "es") == "Buenos días."
+    assert "through the command line" in caplog.text
+    assert "eng-spa" not in mt._pipes  # the broken one is gone; the next segment starts a new one
+    assert mt.translate("Good morning.", "en", "es") == "Buenos días." and mt._pipes["eng-spa"] is not pipe
+
+
+def test_a_stalled_pipeline_is_given_up_within_its_timeout(tmp_path):
+    import time
+
+    from workers.translate.apertium_pipe import ModePipeline, PipeError
+
+    tool = tmp_path / "stall"
+    tool.write_text("#!/bin/sh\nexec sleep 60\n")
+    tool.chmod(0o755)
+    mode = tmp_path / "x-y.mode"
+    passing = tmp_path / "pass"
+    passing.write_text("#!/bin/sh\nexec cat\n")
+    passing.chmod(0o755)
+    mode.write_text(f"'{passing}' | '{tool}' '/some/file.bin' | '{passing}'")
+    pipe = ModePipeline(mode)
+    t0 = time.monotonic()
+    with pytest.raises(PipeError, match="no answer"):
+        pipe.translate("hello", 0.5)
+    assert time.monotonic() - t0 < 2
+    pipe.close()
