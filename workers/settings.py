@@ -87,6 +87,10 @@ class AsrSettings(_Frozen):
 
 class TranslateSettings(_Frozen):
     backend: str = "apertium"
+    apertium_pipelines: int = Field(3, ge=0,
+                                    description="Apertium modes kept running at once, least recently used closed "
+                                                "first (each holds its tools' dictionaries: 0.2-0.7 GB); 0: the "
+                                                "command line per segment")
     precision: str = Field("auto", pattern="^(auto|fp32|int8|fp16)$",
                            description="marian / nllb: auto = int8 on cpu, fp16 on cuda")
     beams: int = Field(1, ge=1, description="beam search width of the neural backends (1 = greedy, lowest latency)")

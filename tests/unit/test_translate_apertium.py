@@ -237,3 +237,22 @@ def test_a_stalled_pipeline_is_given_up_within_its_timeout(tmp_path):
         pipe.translate("hello", 0.5)
     assert time.monotonic() - t0 < 2
     pipe.close()
+
+
+def test_at_most_the_configured_number_of_pipelines_run(settings):
+    def mt_keeping(n: int) -> Apertium:
+        mt = Apertium(settings.model_copy(update={"translate": settings.translate.model_copy(
+            update={"apertium_pipelines": n})}))
+        mt.load()
+        return mt
+
+    mt = mt_keeping(2)
+    try:
+        for target in ("es", "ca", "gl"):
+            assert mt.translate("Good morning.", "en", target)
+        assert list(mt._pipes) == [mt.mode("en", "ca"), mt.mode("en", "gl")]  # the least recently used went
+        assert all(p.poll() is None for pipe in mt._pipes.values() for p in pipe.procs)
+    finally:
+        mt.close()
+    none = mt_keeping(0)
+    assert none.translate("Good morning.", "en", "es") == "Buenos días." and not none._pipes

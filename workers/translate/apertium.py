@@ -14,6 +14,7 @@ import logging
 import shutil
 import subprocess
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,8 +54,8 @@ class Apertium(MtBackend):
         super().__init__(settings)
         self._exe: str | None = None
         self._modes: dict[tuple[str, str], str] = {}
-        self._pipes: dict[str, ModePipeline] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._pipes: OrderedDict[str, ModePipeline] = OrderedDict()  # least recently used first
+        self._lock = threading.Lock()  # one segment in the pipelines at a time: they take milliseconds
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -102,11 +103,17 @@ class Apertium(MtBackend):
         return self._spawned(mode, text)
 
     def _piped(self, mode: str, text: str) -> str:
-        with self._locks.setdefault(mode, threading.Lock()):
+        keep = self.settings.translate.apertium_pipelines
+        if keep == 0:
+            return self._spawned(mode, text)
+        with self._lock:
             pipe = self._pipes.get(mode)
             if pipe is None:
+                while len(self._pipes) >= keep:  # the least recently used mode makes room
+                    self._pipes.popitem(last=False)[1].close()
                 modes_dir = Path(self._exe or shutil.which("apertium") or "/usr/bin/apertium").resolve().parents[1]
                 pipe = self._pipes[mode] = ModePipeline(modes_dir / "share" / "apertium" / "modes" / f"{mode}.mode")
+            self._pipes.move_to_end(mode)
             try:
                 return pipe.translate(text, PIPE_TIMEOUT_S)
             except PipeError:
