@@ -81,7 +81,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.transport == "kafka" or args.soak or args.client:  # these need a broker: check before any work
+    if args.transport in ("kafka", "live-kafka") or args.soak or args.client:  # need a broker: check before any work
         from streams.local_stack import ensure_kafka
         from workers.settings import load_settings
 
@@ -125,6 +125,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from workers.bench.stages import run_stage_bench
 
         run_stage_bench(args.stage, args.out)
+        return 0
+    if args.transport == "live-kafka":
+        from streams.live_bench import run as run_live_kafka
+
+        run_live_kafka(args.out, repeat=args.repeat, delay_s=args.delay)
         return 0
     if args.transport == "live":
         from workers.bench.live import run as run_live
@@ -227,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="sequential vs pipelined latency/throughput benchmark")
     b.add_argument("--out", type=Path, default=Path("bench"))
     b.add_argument("--profile", choices=("all", "calibrated", "real"), default="all")
-    b.add_argument("--transport", choices=("embedded", "kafka", "live"), default="embedded",
-                   help="live: a call through the local LiveKit server and the bot, on the clients' clocks: live.json")
+    b.add_argument("--transport", choices=("embedded", "kafka", "live", "live-kafka"), default="embedded",
+                   help="live: a call through the local LiveKit server and the bot, on the clients' clocks: live.json; "
+                        "live-kafka: the same through the five Kafka workers: live-kafka.json")
     b.add_argument("--delay", type=float, default=3.0, help="--transport live: the playout delay the bot starts at")
     b.add_argument("--segments", type=int, default=40, help="segments in the calibrated profile")
     b.add_argument("--repeat", type=int, default=3, help="times the sample is repeated in the real profile")

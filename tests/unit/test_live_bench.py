@@ -32,3 +32,18 @@ def test_the_bench_reads_the_line_the_bot_logs_for_each_segment(caplog):
     (m,) = READY.findall(caplog.text)
     assert m[0] == "4" and (float(m[1]), float(m[2])) == (1.5, 2.5) and float(m[4]) == 3.0
     assert m[5] == "on time"  # playout had not reached it (late is against playout, not the wall clock)
+
+
+def test_the_kafka_workers_of_the_live_bench_dub_as_the_embedded_bot_does(monkeypatch):
+    """Their environment names real settings and carries the calls' segmentation and Whisper window."""
+    from streams.live_bench import call_env
+    from workers.settings import load_settings, unknown_env
+
+    env = call_env("bench.")
+    assert unknown_env(env) == []
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    worker, calls = load_settings(), load_settings().livekit
+    assert worker.topics.prefix == "bench." and worker.asr.window_s == calls.asr_window_s
+    for f in ("min_segment_s", "max_segment_s", "pause_long_s", "pause_short_s", "search_window_s"):
+        assert getattr(worker.segment, f) == getattr(calls.segment, f), f

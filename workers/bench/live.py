@@ -94,17 +94,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stage_means(url: str) -> dict[str, float]:
-    """Mean service time per stage (s per call) from the bot's /metrics: where a segment's time goes."""
-    import requests
+def stage_means(*texts: str) -> dict[str, float]:
+    """Mean service time per stage (s per call) from Prometheus texts: where a segment's time goes."""
     from prometheus_client.parser import text_string_to_metric_families
 
     sums: dict[str, list[float]] = {}
-    for fam in text_string_to_metric_families(requests.get(url, timeout=5).text):
-        if fam.name == "livedub_stage_seconds":
-            for smp in fam.samples:
-                if smp.name.endswith(("_sum", "_count")):
-                    sums.setdefault(smp.labels["stage"], [0.0, 0.0])[smp.name.endswith("_count")] += smp.value
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            if fam.name == "livedub_stage_seconds":
+                for smp in fam.samples:
+                    if smp.name.endswith(("_sum", "_count")):
+                        sums.setdefault(smp.labels["stage"], [0.0, 0.0])[smp.name.endswith("_count")] += smp.value
     return {k: round(v[0] / v[1], 3) for k, v in sums.items() if v[1]}
 
 
@@ -115,7 +115,10 @@ def _segmentation() -> dict[str, float]:
                                                                "pause_short_s", "search_window_s"})
 
 
-def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
+def run(out: Path, repeat: int = 3, delay_s: float = 3.0, *, transport: str = "embedded",
+        bot_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The call, the bot dubbing in process (`transport` embedded) or through workers already running
+    (kafka: streams/live_bench.py starts them; `bot_env` names their topics); writes live[-kafka].json."""
     from workers.live.clients import RATE, Media
     from workers.media.sample import make_sample
 
@@ -123,17 +126,20 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
     clip = out / "live-sample.mp4"
     make_sample(clip, seconds=8.0 * repeat)
     media = Media.from_file(clip)
-    env = {**os.environ, **local_server_env()}
-    log = out / "live-bot.log"
+    env = {**os.environ, **local_server_env(), **(bot_env or {})}
+    name = "live" if transport == "embedded" else f"live-{transport}"
+    log = out / f"{name}-bot.log"
     room = f"bench-{int(time.time())}"
     port = _free_port()
     with open(log, "w") as f:
         bot = subprocess.Popen([sys.executable, "-m", "streams.cli", "call", "--room", room, "--to", "es",
-                                "--delay", str(delay_s), "--metrics-port", str(port)],
+                                "--delay", str(delay_s), "--metrics-port", str(port), "--transport", transport],
                                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
     try:
         rec, t0 = asyncio.run(_call(env, media, room, 12.0))
-        stages = _stage_means(f"http://127.0.0.1:{port}/metrics")
+        import requests
+
+        stages = stage_means(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
     finally:
         bot.terminate()
         bot.wait(30)
@@ -148,7 +154,7 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
     m2e = [h[1] - s[1] for s, h in zip(spoken, heard, strict=False)]
     after = np.array([r[3] for r in ready])
     result = {
-        "transport": "embedded",
+        "transport": transport,
         "segments": len(ready),
         "segment_s": [round(b - a, 3) for _, a, b, *_ in ready],
         "ready_after_start_p50_s": float(np.percentile(after, 50)),
@@ -164,9 +170,9 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0) -> dict[str, Any]:
         "segmentation": _segmentation(),
         "note": "2 cores shared by the LiveKit server, the bot and both clients; offline CPU models",
     }
-    (out / "live.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     m2e_text = f"p50 {np.percentile(m2e, 50):.2f} s p95 {np.percentile(m2e, 95):.2f} s" if m2e else "not measured"
-    print(f"live: {len(ready)} segments ready {result['ready_after_start_p50_s']:.2f} s (p50) / "
+    print(f"{name}: {len(ready)} segments ready {result['ready_after_start_p50_s']:.2f} s (p50) / "
           f"{result['ready_after_start_p95_s']:.2f} s (p95) after their start; D {delay_s:g} -> "
           f"{result['delay_end_s']:g} s, {result['late_segments']} late; mouth-to-ear {m2e_text}")
     return result
