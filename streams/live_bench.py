@@ -20,14 +20,12 @@ from streams.topics import admin_client, topics_from_settings
 from workers.bench import live
 from workers.settings import load_settings
 
-SEGMENT_FIELDS = ("min_segment_s", "max_segment_s", "pause_long_s", "pause_short_s", "search_window_s")
-
 
 def call_env(prefix: str) -> dict[str, str]:
     """What the workers (and the bot) need to dub calls as the embedded bot does, on fresh topics."""
     lk = load_settings().livekit
     env = {"LIVEDUB_TOPICS__PREFIX": prefix, "LIVEDUB_ASR__WINDOW_S": str(lk.asr_window_s)}
-    env |= {f"LIVEDUB_SEGMENT__{f.upper()}": str(getattr(lk.segment, f)) for f in SEGMENT_FIELDS}
+    env |= {f"LIVEDUB_SEGMENT__{f.upper()}": str(getattr(lk.segment, f)) for f in live.SEGMENT_FIELDS}
     return env
 
 

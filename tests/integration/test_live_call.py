@@ -34,7 +34,7 @@ from tests.support.judge import listen, p_english
 from workers.bench.live import bursts
 from workers.bench.quality import _chrf
 from workers.live.bot import track_name
-from workers.live.clients import Recording, publish, record
+from workers.live.clients import Recording, in_room, publish, record
 from workers.live.tokens import room_token
 from workers.media.sample import DEFAULT_TEXT, sentences
 from workers.settings import LiveKitSettings
@@ -61,17 +61,8 @@ async def _call(lk, clip: Path, room: str) -> Call:
     creds = LiveKitSettings(api_key=lk.api_key, api_secret=lk.api_secret)
     listener, speaker = rtc.Room(), rtc.Room()
     rec, tasks = record(listener, track_name("speaker", "es", "audio"), track_name("speaker", "es", "video"))
-    bot_ready = asyncio.Event()
-
-    @listener.on("participant_connected")
-    def on_join(p: rtc.RemoteParticipant) -> None:
-        if p.identity == "livedub":
-            bot_ready.set()
-
     await listener.connect(lk.url, room_token(creds, "listener", room))
-    if any(p.identity == "livedub" for p in listener.remote_participants.values()):
-        bot_ready.set()
-    await asyncio.wait_for(bot_ready.wait(), 240)  # the bot loads and warms its models first
+    await in_room(listener, "livedub", 240)  # the bot loads and warms its models first
     await speaker.connect(lk.url, room_token(creds, "speaker", room))
     call = Call(rec)
     await publish(speaker, speaker_media(clip), on_frame=call.sent.__setitem__)

@@ -17,7 +17,7 @@ from tests.support.judge import listen
 from workers.bench.live import bursts
 from workers.bench.quality import _chrf
 from workers.live.bot import track_name
-from workers.live.clients import RATE, Recording, publish, record
+from workers.live.clients import RATE, Recording, in_room, publish, record
 from workers.live.tokens import room_token
 from workers.media.sample import DEFAULT_TEXT, make_sample, sentences
 from workers.settings import LiveKitSettings
@@ -40,10 +40,7 @@ async def _call(lk, clips: dict[str, object]) -> dict[str, Recording]:
         recs[who], t = record(listener, track_name(who, "es", "audio"), track_name(who, "es", "video"))
         tasks += t
     await listener.connect(lk.url, room_token(creds, "listener", ROOM))
-    for _ in range(480):  # the bot loads and warms its models first
-        if any(p.identity == "livedub" for p in listener.remote_participants.values()):
-            break
-        await asyncio.sleep(0.5)
+    await in_room(listener, "livedub", 240)  # the bot loads and warms its models first
     speakers = {who: rtc.Room() for who in clips}
     for who, room in speakers.items():
         await room.connect(lk.url, room_token(creds, who, ROOM))

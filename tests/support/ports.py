@@ -1,11 +1,7 @@
-"""A free TCP port on 127.0.0.1 for a server a test starts."""
+"""A free TCP port on 127.0.0.1 for a server a test starts (the one the benchmarks use)."""
 
 from __future__ import annotations
 
-import socket
+from workers.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]

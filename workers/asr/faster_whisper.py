@@ -152,8 +152,9 @@ class FasterWhisper(WhisperBackend):
         """Decode `audio` in an encoder window of `window_s` instead of Whisper's 30 s: the encoder costs
         what its window holds, not what was said, so a 2 s segment pays for 30 s (about 4/5 of Whisper's
         time on CPU). The model was trained on 30 s windows and can loop on shorter ones, so a result
-        that has more tokens than speech can hold or repeats itself (Whisper's own compression-ratio test) is None: the
-        full window decodes it instead. Greedy at the first temperature, as the full path starts."""
+        that has more tokens than speech can hold or repeats itself (Whisper's own compression-ratio
+        test) is None: the full window decodes it instead. Decoded at the first temperature, as the
+        full path starts."""
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens

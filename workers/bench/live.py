@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from workers.errors import ConfigError
+from workers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVEKIT = ROOT / "deploy" / "local" / "livekit.sh"
@@ -62,7 +63,7 @@ async def _call(env: dict[str, str], media, room: str, delay_s: float) -> tuple[
     from livekit import rtc
 
     from workers.live.bot import track_name
-    from workers.live.clients import publish, record
+    from workers.live.clients import in_room, publish, record
     from workers.live.tokens import room_token
     from workers.settings import LiveKitSettings
 
@@ -71,11 +72,7 @@ async def _call(env: dict[str, str], media, room: str, delay_s: float) -> tuple[
     listener, speaker = rtc.Room(), rtc.Room()
     rec, tasks = record(listener, track_name("speaker", "es", "audio"), track_name("speaker", "es", "video"))
     await listener.connect(url, room_token(creds, "listener", room))
-    deadline = time.monotonic() + 300
-    while not any(p.identity == creds.identity for p in listener.remote_participants.values()):
-        if time.monotonic() > deadline:
-            raise ConfigError("the bot did not join the room in 300 s")
-        await asyncio.sleep(0.5)
+    await in_room(listener, creds.identity, 300)  # the bot loads and warms its models first
     await speaker.connect(url, room_token(creds, "speaker", room))
     t0 = await publish(speaker, media)
     await asyncio.sleep(delay_s + 8.0)
@@ -84,14 +81,6 @@ async def _call(env: dict[str, str], media, room: str, delay_s: float) -> tuple[
     for t in tasks:
         t.cancel()
     return rec, t0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stage_means(*texts: str) -> dict[str, float]:
@@ -108,11 +97,13 @@ def stage_means(*texts: str) -> dict[str, float]:
     return {k: round(v[0] / v[1], 3) for k, v in sums.items() if v[1]}
 
 
+SEGMENT_FIELDS = ("min_segment_s", "max_segment_s", "pause_long_s", "pause_short_s", "search_window_s")
+
+
 def _segmentation() -> dict[str, float]:
     from workers.settings import load_settings
 
-    return load_settings().livekit.segment.model_dump(include={"min_segment_s", "max_segment_s", "pause_long_s",
-                                                               "pause_short_s", "search_window_s"})
+    return load_settings().livekit.segment.model_dump(include=set(SEGMENT_FIELDS))
 
 
 def run(out: Path, repeat: int = 3, delay_s: float = 3.0, *, transport: str = "embedded",
@@ -130,7 +121,7 @@ def run(out: Path, repeat: int = 3, delay_s: float = 3.0, *, transport: str = "e
     name = "live" if transport == "embedded" else f"live-{transport}"
     log = out / f"{name}-bot.log"
     room = f"bench-{int(time.time())}"
-    port = _free_port()
+    port = free_port()
     with open(log, "w") as f:
         bot = subprocess.Popen([sys.executable, "-m", "streams.cli", "call", "--room", room, "--to", "es",
                                 "--delay", str(delay_s), "--metrics-port", str(port), "--transport", transport],

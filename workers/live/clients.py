@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from workers.errors import ConfigError
 from workers.media.reader import iter_audio, iter_video
 
 RATE = 48000
@@ -68,6 +69,15 @@ async def publish(room, media: Media, *, on_frame: Callable[[int, float], None] 
         pcm = (np.clip(media.audio[i:i + STEP], -1, 1) * 32767).astype(np.int16)
         await mic.capture_frame(rtc.AudioFrame(pcm.tobytes(), RATE, 1, STEP))
     return t0
+
+
+async def in_room(room, identity: str, timeout_s: float) -> None:
+    """Return once `identity` (the bot, say) is in `room` with us; ConfigError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not any(p.identity == identity for p in room.remote_participants.values()):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{identity} did not join the room in {timeout_s:g} s")
+        await asyncio.sleep(0.25)
 
 
 @dataclass

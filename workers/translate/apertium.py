@@ -95,24 +95,23 @@ class Apertium(MtBackend):
         mode = self.mode(source, target)
         if not text.strip():
             return ""
-        try:
-            return self._piped(mode, text)
-        except PipeError as e:
-            log.warning("apertium %s pipeline: %s; this segment through the command line, a new pipeline next",
-                        mode, e)
+        if self.settings.translate.apertium_pipelines:
+            try:
+                return self._piped(mode, text)
+            except PipeError as e:
+                log.warning("apertium %s pipeline: %s; this segment through the command line, a new pipeline "
+                            "next", mode, e)
         return self._spawned(mode, text)
 
     def _piped(self, mode: str, text: str) -> str:
-        keep = self.settings.translate.apertium_pipelines
-        if keep == 0:
-            return self._spawned(mode, text)
         with self._lock:
             pipe = self._pipes.get(mode)
             if pipe is None:
-                while len(self._pipes) >= keep:  # the least recently used mode makes room
+                while len(self._pipes) >= self.settings.translate.apertium_pipelines:  # least recently used goes
                     self._pipes.popitem(last=False)[1].close()
-                modes_dir = Path(self._exe or shutil.which("apertium") or "/usr/bin/apertium").resolve().parents[1]
-                pipe = self._pipes[mode] = ModePipeline(modes_dir / "share" / "apertium" / "modes" / f"{mode}.mode")
+                # the data directory of the tool `apertium -l` listed: <prefix>/share/apertium/modes
+                modes = Path(self._exe or "/usr/bin/apertium").resolve().parents[1] / "share" / "apertium" / "modes"
+                pipe = self._pipes[mode] = ModePipeline(modes / f"{mode}.mode")
             self._pipes.move_to_end(mode)
             try:
                 return pipe.translate(text, PIPE_TIMEOUT_S)

@@ -29,7 +29,7 @@ class PipeError(RuntimeError):
 
 
 def commands(mode_file: Path, unknown_marks: bool = False) -> list[list[str]]:
-    """The tools of a `.mode` file, each with `-z`; `$1` is the generator's flag (-g: no '*' marks on
+    """The tools of a `.mode` file, each with `-z`; `$1` is the generator's flag (-n: no '*' marks on
     unknown words, as `apertium -u`; -g: marks), `$2` the tagger's optional flag (none)."""
     words = shlex.split(mode_file.read_text())
     tools: list[list[str]] = [[]]
