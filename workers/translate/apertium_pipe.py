@@ -78,6 +78,11 @@ class ModePipeline:
 
     def translate(self, text: str, timeout_s: float) -> str:
         first, last = self.procs[0], self.procs[-1]
+        # Between segments a healthy pipeline is silent. When a tool dies, the tools after it see the end
+        # of their input and flush a NUL; that can come before the dead tool can be waited for, so output
+        # waiting unasked is how a death shows first.
+        if any(p.poll() is not None for p in self.procs) or select.select([last.stdout], [], [], 0)[0]:
+            raise PipeError("a tool of the pipeline exited")
         try:
             first.stdin.write((escape(text) + END_BLANK).encode() + b"\0")
             first.stdin.flush()
@@ -93,9 +98,12 @@ class ModePipeline:
             if not chunk:
                 raise PipeError("the pipeline ended")
             out += chunk
-        if any(p.poll() is not None for p in self.procs):  # a dead tool's neighbours flush what they had
+        answer = " ".join(unescape(out[:-1].decode("utf-8", "replace")).split())
+        # a dead tool's neighbours flush what they had; Apertium passes unknown words through, so text
+        # never translates to nothing
+        if any(p.poll() is not None for p in self.procs) or (not answer and text.strip()):
             raise PipeError("a tool of the pipeline exited")
-        return " ".join(unescape(out[:-1].decode("utf-8", "replace")).split())
+        return answer
 
     def close(self) -> None:
         for p in self.procs:
