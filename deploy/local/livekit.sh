@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real LiveKit server (the WebRTC SFU meetings run on) on 127.0.0.1, in dev mode.
-#   deploy/local/livekit.sh start|stop|status|restart
-# `restart` stops the server and starts it again with the same key and secret (what a server
-# upgrade or crash looks like to the clients, who rejoin with the tokens they hold).
+#   deploy/local/livekit.sh start|stop|status|restart|crash
+# `restart` stops the server (SIGTERM: it closes its rooms) and starts it again with the same key
+# and secret (what a server upgrade looks like to the clients, who rejoin with the tokens they
+# hold); `crash` does the same after a SIGKILL (no goodbye: the clients' SDKs try to resume).
 # Media stays on loopback: the node IP is 127.0.0.1, no external IP discovery, no STUN/TURN; RTC
 # over UDP (a small port range) and TCP. The API key `livedub` signs tokens with a secret made at
 # start (32 random bytes, $L_STATE/api.secret; `livedub-local.sh env` prints it).
@@ -62,12 +63,15 @@ start() {
 stop() { service_stop livekit "$L_PID" "$MATCH" "$L_STATE"; }
 
 restart() {
-  local bin="$LD_ROOT/.tools/bin/livekit-server"
+  local bin="$LD_ROOT/.tools/bin/livekit-server" how="${1:-restart}" pid
   [ -f "$L_CONF" ] || { start; return; }
-  if live_pid "$L_PID" "$MATCH" >/dev/null; then stop_pid "$L_PID" 20 "$MATCH"; fi
+  if pid="$(live_pid "$L_PID" "$MATCH")"; then
+    if [ "$how" = crash ]; then kill -KILL "$pid"; fi
+    stop_pid "$L_PID" 20 "$MATCH"
+  fi
   start_daemon "$L_PID" "$L_LOG" "$bin" --dev --config "$L_CONF" --bind "$LD_HOST" --node-ip "$LD_HOST"
   wait_until 60 "$L_PID" "$L_LOG" livekit livekit_ready
-  ld_log "livekit restarted (pid $(cat "$L_PID")) with the same keys"
+  ld_log "livekit ${how}ed and started again (pid $(cat "$L_PID")) with the same keys"
 }
 status() { service_status livekit "$L_PID" "$MATCH" "url=ws://$LD_HOST:$LIVEKIT_PORT" livekit_ready; }
 
@@ -77,5 +81,6 @@ case "$cmd" in
   stop) with_lock; stop ;;
   status) status ;;
   restart) with_lock; restart ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  crash) with_lock; restart crash ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac
