@@ -27,6 +27,7 @@ from streams.codecs import STREAM_RECORD_TYPES, SchemaSource, decode
 from streams.dead_letter_log import DeadLetterLog
 from streams.inflight import InFlight
 from streams.marks import OutputMarks
+from streams.ordered_acks import OrderedAcks
 from streams.topics import DEAD_LETTER_MAX_VALUE, DeadLetter, Topics, record_key
 from workers.errors import ConfigError, DeadlineError, LiveDubError, ModelLoadError
 from workers.records import Record
@@ -85,6 +86,7 @@ class StageAgent:
         self.recovered: asyncio.Event | None = None
         # Events of records the step retains (its state still depends on them), by retention key.
         self.held: dict[Hashable, list[Any]] = {}
+        self.acks = OrderedAcks()  # never past a retained record (streams/ordered_acks.py)
         self.lock = asyncio.Lock()  # the agent and the expiry timer take turns on the step
         if isinstance(step, LipsyncStep):
             step.on_segment_done.append(
@@ -94,10 +96,11 @@ class StageAgent:
     async def on_event(self, event: Any, ack: Ack) -> None:
         """Handle one consumed event; ack it now, or once the step releases it."""
         msg = event.message
+        self.acks.consumed(event)
         async with self.lock:
             key = await self.process(msg)  # cancelled on shutdown: not acked, processed again after a restart
             if key is None:
-                await ack(event)
+                await self.acks.ack(event, ack, _without_bytes)
             else:
                 self.held.setdefault(key, []).append(_without_bytes(event))
             await self._release(ack)
@@ -194,7 +197,7 @@ class StageAgent:
     async def _release(self, ack: Ack) -> None:
         for key in self.step.released():
             for event in self.held.pop(key, ()):
-                await ack(event)
+                await self.acks.ack(event, ack, _without_bytes)
         self.state.held = sum(len(v) for v in self.held.values())
 
     # -- timers -----------------------------------------------------------------------------
@@ -252,6 +255,10 @@ def attach(app: faust.App, stage: str, step: Step, topics: Topics, registry: Sch
             await agent.on_event(event, manual.ack)
 
     app.agent(source, name=f"livedub.{stage}")(consume)
+
+    @app.on_partitions_revoked.connect
+    async def forget_acks(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        agent.acks.forget((tp.topic, tp.partition) for tp in revoked)
 
     if recover is not None:
         agent.recovered = asyncio.Event()

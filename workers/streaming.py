@@ -160,6 +160,14 @@ class SegmentStep(Step):
     async def expire(self, clock: float, idle_s: float = SESSION_IDLE_S) -> list[Record]:
         out: list[Record] = []
         for sid in [s for s, at in self.last_at.items() if at < clock - idle_s]:
+            if sid not in self.sessions:  # its start never came (committed before a replay): nothing to cut
+                log.warning("segment: audio of session %s waited %.0f s for its start: dropped", sid,
+                            clock - self.last_at[sid])
+                self.early.pop(sid, None)
+                self._release(sid)
+                self.last_at.pop(sid, None)
+                self.end_pts.pop(sid, None)
+                continue
             log.warning("segment: session %s idle for %.0f s: ending it", sid, clock - self.last_at[sid])
             out += await self.handle(audio_end(sid, self.end_pts.get(sid, 0.0)))
         return out
@@ -184,34 +192,37 @@ class SegmentStep(Step):
             self.stage.open_session(record)
             self._hold(sid, ("start", sid))
             out: list[Record] = []
-            for chunk in self.early.pop(sid, ()):
+            for chunk in self.early.pop(sid, ()):  # the end marker too: a replayed backlog may hold it all
+                if is_end(chunk):
+                    return [*out, *await self._end(chunk, record)]
                 out += await self._audio(chunk)
             return out
         if not isinstance(record, AudioChunk):
             raise BadInputError(f"segment step got a {type(record).__name__}")
         ctl = self.sessions.get(sid)
-        if ctl is None:
-            if is_end(record):  # a session whose start never came (or was committed before a replay)
-                self.early.pop(sid, None)
-                self._release(sid)
-                return []
+        if ctl is None:  # Kafka orders a partition, not one topic against another: wait for the start
             q = self.early.setdefault(sid, deque(maxlen=MAX_EARLY_CHUNKS))
             q.append(record)
             self._hold(sid, ("audio", sid, record.seq))
             return []
         if is_end(record):
-            segs = await self.stage.flush(sid)
-            self.stage.end_session(sid)
-            del self.sessions[sid]
-            self.last_seq.pop(sid, None)
-            self._release(sid)
-            marker = SpeechSegment(sid, END, record.pts_s, record.pts_s, 16000, b"",
-                                   "end_of_stream", ctl.target_langs, ctl.source_lang, now())
-            return [*segs, marker]
+            return await self._end(record, ctl)
         if self._replayed(record):
             return []
         self._hold(sid, ("audio", sid, record.seq))
         return await self._audio(record)
+
+    async def _end(self, record: AudioChunk, ctl: SessionControl) -> list[Record]:
+        """The session's last segments and its end marker; everything it retained is released."""
+        sid = record.session_id
+        segs = await self.stage.flush(sid)
+        self.stage.end_session(sid)
+        del self.sessions[sid]
+        self.last_seq.pop(sid, None)
+        self._release(sid)
+        marker = SpeechSegment(sid, END, record.pts_s, record.pts_s, 16000, b"",
+                               "end_of_stream", ctl.target_langs, ctl.source_lang, now())
+        return [*segs, marker]
 
     def _replayed(self, chunk: AudioChunk) -> bool:
         """A chunk the segmenter has already taken (at-least-once delivery)."""

@@ -98,13 +98,19 @@ def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 20.0) -
 def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str,
                         timeout: float = 30.0) -> list[tuple[int, bytes]]:
     """(offset, value bytes) of every record keyed `session` on `topic`, from the start to the end now."""
+    return [(offset, value) for offset, _, value in timed_session_records(bootstrap, topics, topic, session, timeout)]
+
+
+def timed_session_records(bootstrap: str, topics: Topics, topic: str, session: str,
+                          timeout: float = 30.0) -> list[tuple[int, float, bytes]]:
+    """(offset, broker timestamp in s, value bytes) of every record keyed `session` on `topic`."""
     part = partition_for(session.encode(), topics.partitions)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})
     try:
         lo, hi = _watermarks(consumer, TopicPartition(topic, part))
         consumer.assign([TopicPartition(topic, part, lo)])
-        out: list[tuple[int, bytes]] = []
+        out: list[tuple[int, float, bytes]] = []
         deadline = time.monotonic() + timeout
         pos = lo
         while pos < hi:
@@ -114,7 +120,7 @@ def raw_session_records(bootstrap: str, topics: Topics, topic: str, session: str
                 continue
             pos = msg.offset() + 1
             if msg.key() == session.encode():
-                out.append((msg.offset(), msg.value()))
+                out.append((msg.offset(), msg.timestamp()[1] / 1000, msg.value()))
         return out
     finally:
         consumer.close()

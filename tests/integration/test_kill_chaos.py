@@ -14,9 +14,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from streams.codecs import decode
 from streams.registry import SchemaRegistry
 from streams.topics import Topics, value_subject
-from tests.integration.kafka_io import env_for, finish, publish, session_records, stop, subscribe
+from tests.integration.kafka_io import (
+    env_for,
+    finish,
+    publish,
+    session_records,
+    stop,
+    subscribe,
+    timed_session_records,
+)
 from tests.integration.stage_workers import STAGES, Workers
 from tests.integration.test_kafka_pipeline import _chunks
 from tests.support.clips import make_clip
@@ -55,14 +64,17 @@ def test_twenty_kills_at_random_leave_every_seq_exactly_once(kafka_stack: KafkaS
         w.start()
         done = threading.Event()
 
+        t0 = time.time()
+        timeline: list[tuple[float, str]] = []  # (s since t0, what) for a failure's message
+
         def killer() -> None:
-            t0 = time.monotonic()
             while len(kills) < KILLS and not done.is_set():
                 time.sleep(rng.uniform(0.5, 2.5))
                 stage = rng.choice(STAGES)
                 w.kill(stage)
-                kills.append((round(time.monotonic() - t0, 1), stage))
+                kills.append((round(time.time() - t0, 1), stage))
                 w.start(stage)
+                timeline.append((round(time.time() - t0, 1), f"{stage} ready again"))
 
         subs = [subscribe(env, s, "es", tmp_path / f"{s}.mp4") for s in sessions]
         chaos = threading.Thread(target=killer, daemon=True)
@@ -73,11 +85,16 @@ def test_twenty_kills_at_random_leave_every_seq_exactly_once(kafka_stack: KafkaS
             for i, s in enumerate(sessions):
                 while len(kills) < i * KILLS // SESSIONS:
                     time.sleep(0.2)
+                timeline.append((round(time.time() - t0, 1), f"publishing {s}"))
                 published[s] = _chunks(finish(publish(env, clip, s, ["es"]), 120))
             chaos.join(timeout=900)
             assert len(kills) == KILLS, kills
             for p in subs:
                 finish(p, 300)
+        except AssertionError as e:
+            what = sorted(timeline + [(t, f"{stage} killed") for t, stage in kills])
+            raise AssertionError(f"{e}\n{_hops(kafka_stack.bootstrap, registry_client, topics, sessions, t0)}\n"
+                                 + "\n".join(f"{t:7.1f} s  {x}" for t, x in what)) from None
         finally:
             done.set()
             stop(*subs)
@@ -94,3 +111,18 @@ def test_twenty_kills_at_random_leave_every_seq_exactly_once(kafka_stack: KafkaS
                                                        topics.dubbed_video, s) if isinstance(f, DubbedFrame)]
         body = [q for q in frames if q >= 0]
         assert sorted(body) == list(range(50)), f"{s} on dubbed.video: {sorted(body)}"
+
+
+def _hops(bootstrap: str, registry: SchemaRegistry, topics: Topics, sessions: list[str], t0: float) -> str:
+    """What each hop holds of each session, and when it was written (s since t0): where a session stopped."""
+    lines = []
+    for s in sessions:
+        for topic in topics.all():
+            rows = timed_session_records(bootstrap, topics, topic, s)
+            if not rows:
+                continue
+            marks = [f"{getattr(r, 'seq', getattr(r, 'frame_seq', '?'))}@{ts - t0:.1f}"
+                     for _, ts, v in rows for r in [decode(v, registry)]]
+            shown = marks if len(marks) <= 12 else [*marks[:4], f"... {len(marks) - 8} more ...", *marks[-4:]]
+            lines.append(f"{s} {topic.removeprefix(topics.prefix)}: {len(rows)} records: {' '.join(shown)}")
+    return "\n".join(lines)

@@ -131,6 +131,22 @@ def test_an_open_session_is_retained_until_its_end_marker():
     assert h.out.sent[-1][1].seq == -1  # the end marker travels on
 
 
+def test_a_held_start_is_not_acked_past_so_a_restart_still_replays_it():
+    """The session's stop on session.control is done at once while its start stays retained. Faust
+    commits an acked offset right after an unacked one as if it were a gap (faust-streaming#606):
+    acking the stop committed the start, and the replay after a kill dropped the session."""
+    pipe = calibrated_pipeline(load_settings(), dict.fromkeys(("segment", "asr", "translate", "tts", "lipsync"), 0.0))
+    h = Harness("segment", SegmentStep(pipe["segment"]))
+    start = h.feed(SessionControl("s", "start", ("es",), None), TOPICS.session_control)
+    chunks = [h.feed(AudioChunk("s", i, i * 0.5, 16000, bytes(16000)), TOPICS.media_audio) for i in range(2)]
+    stop = h.feed(SessionControl("s", "stop", ("es",), None), TOPICS.session_control)
+    assert h.acked == []  # the stop waits behind the start it follows
+    assert h.agent.acks.waiting() == 1
+    end = h.feed(audio_end("s", 1.0), TOPICS.media_audio)
+    assert h.acked == [start, stop, *chunks, end]
+    assert h.agent.acks.waiting() == 0 and not h.agent.acks.pending
+
+
 def test_bytes_that_do_not_decode_are_dead_lettered_with_the_original_and_acked():
     h = Harness("asr", AsrStep(AsrStage(ScriptedAsr())))
     off = h.feed(None, TOPICS.segments, raw=b"\x07garbage")

@@ -46,6 +46,30 @@ def test_audio_that_arrives_before_its_session_start_waits_for_it():
     assert [f.frame_seq for f in _frames_by(out, "s1", "es")[:-1]] == list(range(40))
 
 
+def test_a_whole_session_of_audio_before_its_start_is_cut_once_the_start_comes():
+    """What a restarted worker sees when it replays a backlog: Kafka orders each partition, not one
+    topic against another, so all of media.audio, its end marker too, may come before session.control's
+    start. The session was dropped at its end marker (the kill-chaos test lost two of four sessions)."""
+    steps = _steps()
+    audio, video = _session_records("s1", ("es",))
+    control, chunks = audio[0], audio[1:]
+    assert is_end(chunks[-1])
+    out = asyncio.run(_flow(steps, [*chunks, control], video))
+    assert [f.frame_seq for f in _frames_by(out, "s1", "es")[:-1]] == list(range(40))
+    assert steps["segment"].early == {} and steps["segment"].held == {}
+
+
+def test_audio_whose_start_never_comes_is_dropped_when_it_idles():
+    steps = _steps()
+    audio, _ = _session_records("s1", ("es",))
+    seg = steps["segment"]
+    asyncio.run(_feed(seg, audio[1:]))  # the start was committed before a replay: it never comes
+    assert seg.early and seg.held  # waits for it
+    t = max(r.produced_at if hasattr(r, "produced_at") else r.at for r in audio[1:])
+    assert asyncio.run(seg.expire(t + 120.0)) == []  # nothing to cut without it; nothing is kept
+    assert seg.early == {} and seg.held == {} and len(seg.released()) == len(audio) - 1
+
+
 def test_two_interleaved_sessions_never_mix():
     steps = _steps()
     a_audio, a_video = _session_records("alice", ("es",), segments=4)
