@@ -163,7 +163,8 @@ RESTART_AFTER = {"segment": ("segments", 5), "asr": ("transcripts", 5), "tts": (
 
 
 @pytest.mark.parametrize("stage,how", [("segment", "SIGTERM"), ("segment", "SIGKILL"), ("asr", "SIGTERM"),
-                                       ("tts", "SIGKILL"), ("lipsync", "SIGTERM")])
+                                       ("tts", "SIGKILL"), ("lipsync", "SIGTERM"),
+                                       ("lipsync", "SIGKILL")])
 def test_worker_restart_resumes_from_committed_offsets(stage: str, how: str, kafka_stack: KafkaStack, topics: Topics,
                                                        registry_client, tone_clip: Path, tmp_path: Path,
                                                        model_cache: Path):
