@@ -5,8 +5,8 @@ inputs again (at least once), and a stateful stage replays a whole open session 
 state: the segmenter then cuts the same segments with the same seqs. Without this, those came out
 twice on `segments` and every hop after it. The output topic itself is the persisted high-water
 mark: on assignment the worker reads its output partitions from the time of the oldest input it
-has not committed (session.control aside: streams/worker.py), and notes per (session, language) the highest seq written and whether the end
-marker was. Then
+has not committed (session.control aside: streams/worker.py), and notes per (session, language)
+the highest seq written and whether the end marker was. Then
 * an output at or below its mark is not sent again (outputs of one session come in seq order);
 * an input whose every output is already written is not processed again (no model call), except
   by a stateful stage (it must replay to rebuild) — its outputs are suppressed instead.
