@@ -73,6 +73,6 @@ if [ "$GPU" = 1 ]; then
   "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "onnxruntime-gpu==1.24.1"
 elif "$VENV/bin/python" -m pip show -q onnxruntime-gpu >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip uninstall -q -y onnxruntime-gpu
-  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "onnxruntime>=1.20"
+  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "onnxruntime==1.24.1"
 fi
 echo "$want" > "$stamp"
